@@ -1,0 +1,54 @@
+"""The ``aekit`` command.
+
+Each command group is a module of this package with ``register(subparsers)``; it adds its
+sub-parser(s) and sets ``func`` to a function taking the parsed args and returning an exit code.
+A user error (any ``AekitError``, a missing file, bad options) prints one line on stderr and exits
+with status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import AekitError
+
+COMMAND_MODULES = ["train", "evaluate", "generate", "datasets"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and status 2, like every other user error
+        self.exit(2, f"aekit: error: {message} (see '{self.prog} --help').\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = _Parser(prog="aekit", description="Train, evaluate and use autoencoders (AE, VAE and relatives).")
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except AekitError as exc:
+        print(f"aekit: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        print(f"aekit: error: {exc.strerror or exc}: {exc.filename!r}.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aekit: interrupted; the last completed checkpoint is kept.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Helpers shared by the CLI commands: options, run folders, loading a model and its data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import CheckpointError, ConfigError, DataError
+from ..io import CONFIG_NAME, atomic_write
+
+
+def parse_assignments(items: list[str] | None, what: str) -> dict[str, Any]:
+    """``["beta=4", "hidden_dims=[200,200]"]`` -> {"beta": 4, "hidden_dims": [200, 200]} (values parsed as JSON when they can be)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"{what} option {item!r} must look like key=value.")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument("--data", required=required, help="data set name (digits, mnist, fashion-mnist, kmnist, binarized-mnist) or a path (.npy, .npz, .csv, .parquet, image folder)")
+    p.add_argument("--data-dir", help="folder holding data set files (looked at before AEKIT_DATA and the cache)")
+    p.add_argument("--no-download", action="store_true", help="never download; fail if the files are not present")
+    p.add_argument("--validation", type=float, default=None, help="validation size: a count, a fraction, or 0 for none (default: the data set's own)")
+    p.add_argument("--label-column", help="label column of a CSV/Parquet table")
+
+
+def load_data(args: argparse.Namespace, name: str | None = None) -> Any:
+    from ..data import load_dataset
+
+    name = name or args.data
+    if not name:
+        raise ConfigError("No data given; pass --data NAME_OR_PATH.")
+    validation = args.validation
+    if validation is not None and float(validation).is_integer() and validation >= 1:
+        validation = int(validation)
+    return load_dataset(name, data_dir=args.data_dir, download=not args.no_download,
+                        validation=validation, label_column=getattr(args, "label_column", None))
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """A saved model folder, or a run folder (its best/ then last/ model)."""
+    p = Path(path)
+    for candidate in (p, p / "best", p / "last"):
+        if (candidate / CONFIG_NAME).is_file():
+            return candidate
+    if not p.exists():
+        raise CheckpointError(f"No model or run folder at {str(p)!r}.")
+    raise CheckpointError(f"{str(p)!r} holds no saved model (no {CONFIG_NAME} in it, best/ or last/).")
+
+
+def load_model(path: str | Path) -> Any:
+    from ..io import from_pretrained
+
+    return from_pretrained(resolve_model_dir(path))
+
+
+def run_info(path: str | Path) -> dict[str, Any]:
+    """The run.json a training run wrote next to its checkpoints, or {}."""
+    p = Path(path)
+    for candidate in (p / "run.json", p.parent / "run.json"):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text())
+            except json.JSONDecodeError:
+                return {}
+    return {}
+
+
+def model_inputs(model: Any, x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Raw items -> what the model was trained on: its recorded preprocessing, and one fixed
+    Bernoulli draw for models trained with dynamic binarization."""
+    pre = getattr(model, "preprocessing", None)
+    if pre is None:
+        expected = tuple(model.config.input_shape)
+        if tuple(x.shape[1:]) != expected and x[0].numel() != int(np.prod(expected)):
+            raise DataError(f"Inputs have shape {tuple(x.shape[1:])}; this model expects {expected}.")
+        return x.reshape(x.shape[0], *expected)
+    xin = pre.apply(x)
+    if pre.binarize == "dynamic":
+        xin = torch.bernoulli(xin, generator=torch.Generator().manual_seed(seed))
+    return xin
+
+
+def split_of(data: Any, name: str) -> Any:
+    split = getattr(data, name, None)
+    if split is None:
+        raise DataError(f"The data set {data.name!r} has no {name} split.")
+    return split
+
+
+def check_new_file(path: str | Path, force: bool) -> Path:
+    p = Path(path)
+    if p.exists() and not force:
+        raise ConfigError(f"{str(p)!r} already exists; pass --force to replace it or choose another --out.")
+    return p
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """Write .npy or .csv atomically."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        def write(p: Path) -> None:
+            with open(p, "wb") as f:
+                np.save(f, array, allow_pickle=False)
+
+        atomic_write(path, write)
+    elif suffix in (".csv", ".txt"):
+        header = ",".join(f"z{i}" for i in range(array.shape[1])) if array.ndim == 2 else ""
+        atomic_write(path, lambda p: np.savetxt(p, array, delimiter=",", header=header, comments="", fmt="%.7g"))
+    else:
+        raise ConfigError(f"Output {str(path)!r} must end in .npy or .csv.")
+
+
+def print_table(rows: list[dict[str, Any]], keys: list[str]) -> None:
+    widths = {k: max(len(k), *(len(_fmt(r.get(k))) for r in rows)) for k in keys}
+    print("  ".join(k.ljust(widths[k]) for k in keys))
+    for r in rows:
+        print("  ".join(_fmt(r.get(k)).ljust(widths[k]) for k in keys))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "" if v is None else str(v)

@@ -1,0 +1,53 @@
+"""``aekit evaluate``: the metrics that apply to a trained model on a data split, and its figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..io import atomic_write_text
+from .common import add_data_args, load_data, load_model, model_inputs, resolve_model_dir, run_info, split_of
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="reconstruction error, ELBO, log-likelihood and loss terms on a split",
+                       description="Evaluate a saved model or run folder on a data split and write evaluation.json and figures.")
+    p.add_argument("model", help="run folder or saved model folder")
+    add_data_args(p)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--k", type=int, default=0, help="importance samples for the log-likelihood (models with a likelihood; e.g. 5000)")
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--out", help="folder for evaluation.json and figures (default: the run folder)")
+    p.add_argument("--no-figures", action="store_true")
+    p.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ..evaluate import evaluate_model, write_figures
+    from ..train import read_metrics
+
+    model_dir = resolve_model_dir(args.model)
+    model = load_model(model_dir)
+    info = run_info(args.model)
+    if not args.data:
+        args.data = info.get("data")
+        args.data_dir = args.data_dir or info.get("data_dir")
+    data = load_data(args)
+    split = split_of(data, args.split)
+    x = model_inputs(model, split.x)
+    metrics = evaluate_model(model, x, split.y, k=args.k, batch_size=args.batch_size, raw_x=split.x)
+    out = Path(args.out) if args.out else (model_dir.parent if model_dir.name in ("best", "last") else model_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"model": str(model_dir), "data": data.name, "split": args.split, "metrics": metrics}
+    atomic_write_text(out / "evaluation.json", json.dumps(report, indent=2) + "\n")
+    print(f"{type(model).__name__} on {data.name} ({args.split}, {int(metrics['n'])} examples):")
+    for key, value in metrics.items():
+        if key != "n":
+            print(f"  {key:24s} {value:.6g}")
+    if not args.no_figures:
+        history = read_metrics(out / "metrics.csv") if (out / "metrics.csv").is_file() else None
+        figs = write_figures(model, x, split.y, out / "figures", history, data.class_names)
+        print(f"figures: {', '.join(str(f) for f in figs)}")
+    return 0

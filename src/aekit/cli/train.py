@@ -1,0 +1,166 @@
+"""``aekit train``: fit any registered model on a named data set or a user file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import registry
+from ..config import TrainConfig
+from ..errors import ConfigError, DataError
+from ..io import atomic_write_text
+from .common import add_data_args, load_data, parse_assignments
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a model and write a run folder (checkpoints, metrics.csv, figures)",
+                       description="Train a model. Model options not listed here go through -o key=value "
+                                   "(any field of the model's config); trainer options through -t key=value.")
+    p.add_argument("--model", default="vae", help=f"registered model: {', '.join(sorted(registry.REGISTRY))}")
+    add_data_args(p)
+    p.add_argument("--out", help="run folder (default runs/MODEL-DATA); an existing run is never overwritten")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    m = p.add_argument_group("model")
+    m.add_argument("--latent-dim", type=int)
+    m.add_argument("--hidden-dims", type=int, nargs="*")
+    m.add_argument("--architecture", choices=["mlp", "conv"])
+    m.add_argument("--activation")
+    m.add_argument("--likelihood", help="decoder distribution, e.g. bernoulli or gaussian")
+    m.add_argument("--beta", type=float)
+    m.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="any model config field")
+    m.add_argument("--model-config", help="JSON file of model config fields")
+    d = p.add_argument_group("preprocessing")
+    d.add_argument("--scale", choices=["none", "standardize", "minmax"], default="none")
+    d.add_argument("--binarize", choices=["none", "dynamic", "threshold"], default="none")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float)
+    t.add_argument("--optimizer")
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--schedule")
+    t.add_argument("--grad-clip", type=float)
+    t.add_argument("--patience", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--device")
+    t.add_argument("--bf16", action="store_true", default=None)
+    t.add_argument("--tensorboard", action="store_true", default=None)
+    t.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    t.add_argument("-t", "--train-option", action="append", metavar="KEY=VALUE", help="any TrainConfig field")
+    p.set_defaults(func=run_train)
+
+
+def model_options(args: argparse.Namespace, data: Any) -> dict[str, Any]:
+    opts: dict[str, Any] = {"input_shape": list(data.shape)}
+    if data.num_classes:
+        opts["num_classes"] = data.num_classes
+    if args.model_config:
+        path = Path(args.model_config)
+        if not path.is_file():
+            raise ConfigError(f"Model config file {str(path)!r} does not exist.")
+        try:
+            opts.update(json.loads(path.read_text()))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"Model config file {str(path)!r} is not valid JSON ({exc.msg}).") from None
+    for key in ("latent_dim", "hidden_dims", "architecture", "activation", "likelihood", "beta"):
+        if getattr(args, key) is not None:
+            opts[key] = getattr(args, key)
+    opts.update(parse_assignments(args.option, "Model"))
+    model_cls, config_cls = registry.get(args.model)
+    known = {f for f in config_cls.__dataclass_fields__}
+    # num_classes is filled in from the data; drop it silently for configs that do not take it.
+    if "num_classes" not in known:
+        opts.pop("num_classes", None)
+    return opts
+
+
+def train_options(args: argparse.Namespace) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    for key in ("epochs", "batch_size", "lr", "optimizer", "weight_decay", "schedule", "grad_clip",
+                "patience", "seed", "device", "bf16", "tensorboard", "progress"):
+        if getattr(args, key) is not None:
+            opts[key] = getattr(args, key)
+    opts.update(parse_assignments(args.train_option, "Trainer"))
+    return opts
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..data import Preprocessing
+    from ..evaluate import write_figures
+    from ..io import from_pretrained
+    from ..train import fit
+
+    out = Path(args.out or f"runs/{args.model}-{Path(str(args.data)).stem}")
+    info_path = out / "run.json"
+    if args.resume:
+        if not info_path.is_file():
+            raise ConfigError(f"Cannot resume: {str(out)!r} holds no run (no run.json).")
+        saved = json.loads(info_path.read_text())
+        args.model, args.data = saved["model"], args.data or saved["data"]
+    elif out.exists() and any(out.iterdir()):
+        raise ConfigError(f"The run folder {str(out)!r} already exists and is not empty; choose another --out or pass --resume.")
+    if not args.data:
+        raise ConfigError("No data given; pass --data NAME_OR_PATH.")
+    model_cls, config_cls = registry.get(args.model)
+    data = load_data(args)
+    if args.resume:
+        model_opts, train_opts = saved["model_config"], {**saved["train_config"], **train_options(args)}
+    else:
+        model_opts, train_opts = model_options(args, data), train_options(args)
+    tc = TrainConfig.from_dict(train_opts)
+    torch.manual_seed(tc.seed)  # the initial weights come from the seed too
+    config = config_cls.from_dict(model_opts)
+    model = model_cls(config)
+    pre = Preprocessing(input_shape=tuple(data.shape), flatten=False, scale=args.scale, binarize=args.binarize)
+    pre = pre.fit(data.train.x) if args.scale != "none" else pre
+    if args.resume and saved.get("preprocessing"):
+        pre = Preprocessing.from_dict(saved["preprocessing"])
+    model.preprocessing = pre
+    x = pre.apply(data.train.x)
+    val_x = pre.apply(data.val.x) if data.val is not None else None
+    _check_likelihood(config, x, pre)
+    y, val_y = data.train.y, (data.val.y if data.val is not None else None)
+    if model.uses_labels and y is None:
+        raise DataError(f"Model {args.model!r} learns from labels, but the data set {data.name!r} has none.")
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        atomic_write_text(info_path, json.dumps({
+            "model": args.model, "data": str(args.data), "data_dir": args.data_dir,
+            "model_config": config.to_dict(), "train_config": tc.to_dict(), "preprocessing": pre.to_dict(),
+            "n_train": int(x.shape[0]), "n_val": 0 if val_x is None else int(val_x.shape[0]),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }, indent=2) + "\n")
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"training {args.model} ({n_params:,} parameters) on {data.name}: {x.shape[0]} train, "
+          f"{0 if val_x is None else val_x.shape[0]} validation, {tc.epochs} epochs -> {out}")
+
+    def report(row: dict[str, float]) -> None:
+        terms = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("train_", "val_")))
+        print(f"epoch {int(row['epoch'])}/{tc.epochs}  {terms}  ({row['seconds']:.1f}s)", flush=True)
+
+    result = fit(model, x, y, config=tc, val_x=val_x, val_y=val_y, run_dir=out, resume=args.resume,
+                 binarize=args.binarize == "dynamic", on_epoch_end=report)
+    best = from_pretrained(out / "best") if (out / "best").exists() else model
+    evaluation = data.test or data.val or data.train
+    xe = pre.apply(evaluation.x)
+    if pre.binarize == "dynamic":
+        xe = torch.bernoulli(xe, generator=torch.Generator().manual_seed(0))
+    figs = write_figures(best, xe, evaluation.y, out / "figures", result.history, data.class_names)
+    stop = " (stopped early)" if result.stopped_early else ""
+    print(f"done in {result.seconds:.1f}s{stop}; best epoch {result.best_epoch} "
+          f"(monitored loss {result.best_val:.4f}); model in {out / 'best'}; {len(figs)} figures in {out / 'figures'}")
+    return 0
+
+
+def _check_likelihood(config: Any, x: torch.Tensor, pre: Any) -> None:
+    """A Bernoulli decoder needs targets in [0, 1]; say so before training rather than train on nonsense."""
+    if getattr(config, "likelihood", None) == "bernoulli" and (x.min() < 0 or x.max() > 1):
+        raise DataError(
+            f"likelihood='bernoulli' needs data in [0, 1], but this data spans [{float(x.min()):.3g}, {float(x.max()):.3g}]; "
+            "use --scale minmax or --likelihood gaussian."
+        )

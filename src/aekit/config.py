@@ -1,0 +1,220 @@
+"""Typed, frozen configuration dataclasses.
+
+Every model is built from its config alone (``Model(config)``); configs round-trip through plain
+JSON (``to_dict`` / ``from_dict``) and reject unknown keys, so a typo in a config file or a CLI
+option is an error rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, TypeVar
+
+from .errors import ConfigError
+
+T = TypeVar("T", bound="Config")
+
+ACTIVATIONS = ("relu", "tanh", "softplus", "sigmoid", "elu", "gelu", "leaky_relu", "identity")
+ARCHITECTURES = ("mlp", "conv")
+
+
+def _coerce(value: Any, annotation: Any, name: str) -> Any:
+    """Convert a JSON value (lists, numbers) to the annotated field type, or raise ConfigError."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, name)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{name}={value!r} has the wrong type.")
+    if origin is tuple:
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ConfigError(f"{name}={value!r} must be a list of values.")
+        item = args[0] if args else Any
+        return tuple(_coerce(v, item, name) for v in value)
+    if annotation is Any:
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{name}={value!r} must be true or false.")
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ConfigError(f"{name}={value!r} must be an integer.")
+        try:
+            as_float = float(value)
+        except ValueError:
+            raise ConfigError(f"{name}={value!r} must be an integer.") from None
+        if not as_float.is_integer():
+            raise ConfigError(f"{name}={value!r} must be an integer.")
+        return int(as_float)
+    if annotation is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name}={value!r} must be a number.")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}={value!r} must be a number.") from None
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}={value!r} must be a string.")
+        return value
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """Base of all configs: JSON round trip, unknown keys rejected, validation in ``validate``."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            coerced = _coerce(value, hints[f.name], f.name)
+            if coerced is not value:
+                object.__setattr__(self, f.name, coerced)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError for values out of range; subclasses extend it."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        if not isinstance(data, dict):
+            raise ConfigError(f"A {cls.__name__} must be a mapping of options, got {type(data).__name__}.")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"Unknown option {unknown[0]!r} for {cls.__name__}; known options: {', '.join(sorted(known))}."
+            )
+        return cls(**data)
+
+    def replace(self: T, **changes: Any) -> T:
+        return self.from_dict({**self.to_dict(), **changes})
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}.")
+
+
+def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{name}={value!r} must be {'non-negative' if allow_zero else 'positive'}.")
+
+
+@dataclass(frozen=True)
+class ModelConfig(Config):
+    """Fields every model shares: the data shape, the latent size and the network shape.
+
+    ``input_shape`` is the per-item shape the model sees, e.g. (784,) or (1, 28, 28); an MLP
+    flattens it, a conv network needs (C, H, W) with H and W divisible by 2**len(conv_channels).
+    """
+
+    input_shape: tuple[int, ...] = (784,)
+    latent_dim: int = 2
+    hidden_dims: tuple[int, ...] = (400,)
+    activation: str = "relu"
+    architecture: str = "mlp"
+    conv_channels: tuple[int, ...] = (32, 64)
+    num_classes: int = 0
+
+    kind: ClassVar[str] = "model"
+
+    def validate(self) -> None:
+        if not self.input_shape or any(d <= 0 for d in self.input_shape):
+            raise ConfigError(f"input_shape={self.input_shape!r} must be a non-empty list of positive sizes.")
+        check_positive("latent_dim", self.latent_dim)
+        if any(h <= 0 for h in self.hidden_dims):
+            raise ConfigError(f"hidden_dims={self.hidden_dims!r} must be positive sizes.")
+        check_choice("activation", self.activation, ACTIVATIONS)
+        check_choice("architecture", self.architecture, ARCHITECTURES)
+        check_positive("num_classes", self.num_classes, allow_zero=True)
+        if self.architecture == "conv":
+            if len(self.input_shape) != 3:
+                raise ConfigError(
+                    f"architecture='conv' needs input_shape (C, H, W), got {self.input_shape!r}."
+                )
+            factor = 2 ** len(self.conv_channels)
+            if self.input_shape[1] % factor or self.input_shape[2] % factor:
+                raise ConfigError(
+                    f"architecture='conv' with {len(self.conv_channels)} stride-2 layers needs H and W "
+                    f"divisible by {factor}, got {self.input_shape[1:]!r}."
+                )
+
+    @property
+    def input_dim(self) -> int:
+        n = 1
+        for d in self.input_shape:
+            n *= d
+        return n
+
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
+SCHEDULES = ("none", "cosine", "step", "plateau", "exponential")
+
+
+@dataclass(frozen=True)
+class TrainConfig(Config):
+    """Everything the training loop needs; the same seed on the same machine gives the same weights."""
+
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    betas: tuple[float, ...] = (0.9, 0.999)
+    eps: float = 1e-8
+    schedule: str = "none"
+    step_size: int = 30
+    gamma: float = 0.1
+    min_lr: float = 0.0
+    grad_clip: float = 0.0
+    patience: int = 0
+    min_delta: float = 0.0
+    seed: int = 0
+    bf16: bool = False
+    device: str = "cpu"
+    progress: bool = True
+    tensorboard: bool = False
+    drop_last: bool = False
+    checkpoint_every: int = 1
+
+    def validate(self) -> None:
+        check_positive("epochs", self.epochs)
+        check_positive("batch_size", self.batch_size)
+        check_positive("lr", self.lr)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        check_positive("grad_clip", self.grad_clip, allow_zero=True)
+        check_positive("patience", self.patience, allow_zero=True)
+        check_positive("checkpoint_every", self.checkpoint_every)
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"betas={self.betas!r} must be two numbers in [0, 1).")
+
+
+def config_fields(cls: type[Config]) -> list[dataclasses.Field]:
+    return list(fields(cls))

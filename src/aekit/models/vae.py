@@ -1,0 +1,138 @@
+"""The variational autoencoder (Kingma & Welling 2013, "Auto-Encoding Variational Bayes").
+
+q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) Bernoulli or Gaussian. The SGVB
+estimator with L reparameterized samples and the analytic KL (their eq. 10):
+
+    ELBO(x) = -KL(q(z|x) || p(z)) + (1/L) sum_l log p(x | z_l),   z_l = mu + sigma * eps_l.
+
+Variants that change a coefficient are config fields: ``beta`` (beta-VAE, Higgins et al. 2017),
+capacity annealing gamma |KL - C| with C rising linearly (Burgess et al. 2018), KL warm-up
+(Bowman et al. 2016; Sonderby et al. 2016) and free bits (Kingma et al. 2016).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .. import losses
+from ..config import ModelConfig, check_choice, check_positive
+from ..nn import LIKELIHOODS, Decoder, DecoderOutput, Encoder, OutputHead
+from .base import Autoencoder, GaussianLatent, LossOutput
+
+
+@dataclass(frozen=True)
+class VAEConfig(ModelConfig):
+    latent_dim: int = 20
+    likelihood: str = "bernoulli"
+    decoder_variance: str = "fixed"   # Gaussian decoder: "fixed" (decoder_std) or "learned" per pixel
+    decoder_std: float = 1.0
+    n_samples: int = 1                # L, Monte-Carlo samples per input
+    beta: float = 1.0
+    kl_warmup_steps: int = 0          # KL weight rises linearly from 0 to beta over these steps
+    free_bits: float = 0.0            # nats per latent dimension (0 = off)
+    capacity_max: float = 0.0         # C_max in nats (0 = off); loss uses gamma |KL - C|
+    capacity_steps: int = 0
+    capacity_gamma: float = 1000.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_choice("likelihood", self.likelihood, LIKELIHOODS)
+        check_choice("decoder_variance", self.decoder_variance, ("fixed", "learned"))
+        check_positive("decoder_std", self.decoder_std)
+        check_positive("n_samples", self.n_samples)
+        check_positive("beta", self.beta, allow_zero=True)
+        check_positive("kl_warmup_steps", self.kl_warmup_steps, allow_zero=True)
+        check_positive("free_bits", self.free_bits, allow_zero=True)
+        check_positive("capacity_max", self.capacity_max, allow_zero=True)
+        check_positive("capacity_steps", self.capacity_steps, allow_zero=True)
+
+
+@dataclass
+class VAEOutput:
+    latent: GaussianLatent
+    z: torch.Tensor          # (L, N, D) reparameterized samples
+    recon: DecoderOutput     # loc (L*N, *input_shape)
+
+
+class VAE(Autoencoder):
+    config_class = VAEConfig
+    is_generative = True
+    has_likelihood = True
+
+    def __init__(self, config: VAEConfig):
+        super().__init__(config)
+        cond = config.num_classes if self.is_conditional else 0
+        self.encoder = Encoder(config, 2 * config.latent_dim, cond_dim=cond)
+        self.head = OutputHead(config.likelihood, config.decoder_variance, config.decoder_std)
+        self.decoder = Decoder(config, self.head.channels_mult, cond_dim=cond)
+
+    def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        """The vector the encoder and decoder are conditioned on; none for the unconditional VAE."""
+        return None
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> GaussianLatent:
+        mean, logvar = self.encoder(x, self.condition(y)).chunk(2, dim=1)
+        return GaussianLatent(mean, logvar)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> DecoderOutput:
+        return self.head(self.decoder(z, self.condition(y)))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> VAEOutput:
+        latent = self.encode(x, y)
+        z = losses.reparameterize(latent.mean, latent.logvar, self.config.n_samples, generator)
+        L, n = z.shape[0], z.shape[1]
+        y_rep = None if y is None else y.repeat(L, *([1] * (y.dim() - 1)))
+        return VAEOutput(latent, z, self.decode(z.reshape(L * n, -1), y_rep))
+
+    def kl_weight(self) -> torch.Tensor | float:
+        """beta, scaled by the linear warm-up factor min(1, step / kl_warmup_steps)."""
+        c = self.config
+        if c.kl_warmup_steps <= 0:
+            return c.beta
+        return c.beta * torch.clamp(self.train_step.float() / c.kl_warmup_steps, max=1.0)
+
+    def capacity(self) -> torch.Tensor:
+        c = self.config
+        if c.capacity_steps <= 0:
+            return torch.tensor(c.capacity_max)
+        return c.capacity_max * torch.clamp(self.train_step.float() / c.capacity_steps, max=1.0)
+
+    def log_likelihood_terms(self, x: torch.Tensor, out: VAEOutput) -> torch.Tensor:
+        """log p(x | z_l) for every sample, (L, N)."""
+        L, n = out.z.shape[0], out.z.shape[1]
+        x_rep = x.unsqueeze(0).expand(L, *x.shape).reshape(L * n, *x.shape[1:])
+        return out.recon.log_prob(x_rep).reshape(L, n)
+
+    def loss(self, x: torch.Tensor, out: VAEOutput, y: torch.Tensor | None = None) -> LossOutput:
+        c = self.config
+        rec = self.log_likelihood_terms(x, out).mean(0)                     # (N,)
+        kl_dims = losses.gaussian_kl_per_dim(out.latent.mean, out.latent.logvar)  # (N, D)
+        kl = kl_dims.sum(1)                                                # (N,)
+        neg_rec = -rec.mean()
+        kl_mean = kl.mean()
+        if c.capacity_max > 0:
+            reg = c.capacity_gamma * (kl_mean - self.capacity()).abs()
+        elif c.free_bits > 0:
+            reg = self.kl_weight() * losses.free_bits_kl(kl_dims, c.free_bits)
+        else:
+            reg = self.kl_weight() * kl_mean
+        total = neg_rec + reg
+        elbo = (rec - kl).mean()
+        return LossOutput(
+            total,
+            {"reconstruction": neg_rec.detach(), "kl": kl_mean.detach(), "elbo": elbo.detach()},
+        )
+
+    def elbo(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The per-example evidence lower bound with L samples, (N,)."""
+        out = self.forward(x, y)
+        kl = losses.gaussian_kl(out.latent.mean, out.latent.logvar)
+        return self.log_likelihood_terms(x, out).mean(0) - kl
+
+    def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decoder means at z ~ N(0, I), (n, *input_shape)."""
+        p = next(self.parameters())
+        z = torch.randn(n, self.config.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
+        return self.decode(z, y).mean()

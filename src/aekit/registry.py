@@ -1,0 +1,40 @@
+"""The one registry: model name -> (model class, config class).
+
+Nothing else in aekit dispatches on a model's name; the CLI, the trainer and the evaluators ask
+the capability flags of the class (``is_generative``, ``uses_labels`` ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import ModelConfig
+from .errors import ConfigError
+from .models.ae import AE, AEConfig
+from .models.base import Autoencoder
+from .models.vae import VAE, VAEConfig
+
+REGISTRY: dict[str, tuple[type[Autoencoder], type[ModelConfig]]] = {
+    "ae": (AE, AEConfig),
+    "vae": (VAE, VAEConfig),
+}
+
+
+def get(name: str) -> tuple[type[Autoencoder], type[ModelConfig]]:
+    if name not in REGISTRY:
+        raise ConfigError(f"Unknown model {name!r}; known models: {', '.join(sorted(REGISTRY))}.")
+    return REGISTRY[name]
+
+
+def build(name: str, options: dict[str, Any] | None = None) -> Autoencoder:
+    """Build a model by registry name from a dict of config options."""
+    model_cls, config_cls = get(name)
+    return model_cls(config_cls.from_dict(dict(options or {})))
+
+
+def name_of(model: Autoencoder) -> str:
+    """The registry name of a model, found by its (class, config class) pair."""
+    for name, (model_cls, config_cls) in REGISTRY.items():
+        if type(model) is model_cls and type(model.config) is config_cls:
+            return name
+    raise ConfigError(f"{type(model).__name__} with {type(model.config).__name__} is not registered.")

@@ -1,0 +1,288 @@
+"""The one training loop for every aekit model.
+
+Optimizer and optional LR schedule, gradient clipping, early stopping on a validation split, best
+and last checkpoints, resume, a progress bar (off when not a TTY), ``metrics.csv``, optional
+TensorBoard, bf16 autocast, and DDP under torchrun. Loss terms are accumulated on the device and
+read back once per epoch: the hot path has no host sync and no per-sample Python.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import distributed as dist
+from .config import TrainConfig
+from .data import batches, num_batches
+from .errors import ConfigError, TrainingError
+from .io import STATE_NAME, from_pretrained, load_state, save_pretrained, save_state
+
+LAST, BEST = "last", "best"
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val: float = math.inf
+    epochs_run: int = 0
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+
+def make_optimizer(params: Any, c: TrainConfig) -> torch.optim.Optimizer:
+    if c.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=c.lr, momentum=c.betas[0], weight_decay=c.weight_decay)
+    if c.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=c.lr, weight_decay=c.weight_decay, eps=c.eps)
+    cls = torch.optim.AdamW if c.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=c.lr, betas=tuple(c.betas), eps=c.eps, weight_decay=c.weight_decay)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, c: TrainConfig) -> Any:
+    s = torch.optim.lr_scheduler
+    if c.schedule == "cosine":
+        return s.CosineAnnealingLR(opt, T_max=c.epochs, eta_min=c.min_lr)
+    if c.schedule == "step":
+        return s.StepLR(opt, step_size=c.step_size, gamma=c.gamma)
+    if c.schedule == "exponential":
+        return s.ExponentialLR(opt, gamma=c.gamma)
+    if c.schedule == "plateau":
+        return s.ReduceLROnPlateau(opt, factor=c.gamma, patience=max(1, c.patience // 2), min_lr=c.min_lr)
+    return None
+
+
+def _labels_for(model: torch.nn.Module, y: torch.Tensor | None) -> torch.Tensor | None:
+    m = dist.unwrap(model)
+    return y if (m.is_conditional or m.uses_labels) else None
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000,
+    bf16: bool = False, generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """Mean of the total loss and of every loss term over (x, y), batched; eval mode."""
+    m = dist.unwrap(model)
+    was_training = m.training
+    m.eval()
+    y = _labels_for(m, y)
+    keys: list[str] | None = None
+    sums: torch.Tensor | None = None
+    for xb, yb in batches(x, y, batch_size=batch_size, shuffle=False):
+        with _autocast(xb.device, bf16):
+            lo = m.loss(xb, m(xb, yb), yb)
+        if keys is None:
+            keys = ["loss", *lo.terms]
+        vals = torch.stack([lo.total.detach().float(), *(v.float() for v in lo.terms.values())]) * xb.shape[0]
+        sums = vals if sums is None else sums + vals
+    m.train(was_training)
+    assert keys is not None and sums is not None, "evaluate_loss needs at least one example"
+    return dict(zip(keys, (sums / x.shape[0]).tolist()))
+
+
+def _autocast(device: torch.device, bf16: bool) -> Any:
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+
+class _Progress:
+    """tqdm over the batches of an epoch, only on a TTY and only on rank 0."""
+
+    def __init__(self, enabled: bool, total: int, desc: str):
+        self.bar = None
+        if enabled and dist.is_main() and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+    def update(self, n: int, postfix: Callable[[], dict[str, float]] | None = None) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(n)
+        # Reading the running means back is a host sync: only do it a few times a second.
+        if postfix is not None and time.monotonic() - getattr(self, "_last", 0.0) > 0.5:
+            self._last = time.monotonic()
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in postfix().items()}, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def fit(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    config: TrainConfig = TrainConfig(),
+    val_x: torch.Tensor | None = None,
+    val_y: torch.Tensor | None = None,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    binarize: bool = False,
+    on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``x`` (N, *input_shape) with optional labels ``y`` (N,); returns the history.
+
+    ``binarize`` resamples every pixel from Bernoulli(x) for each batch (dynamic binarization).
+    With ``run_dir``, writes ``metrics.csv``, ``best/`` and ``last/`` checkpoints (``last/`` also
+    holds the trainer state for ``resume``). A run folder that already holds a run is never
+    overwritten unless ``resume`` is asked for.
+    """
+    c = config
+    dist.init(c.device)
+    device = torch.device(c.device)
+    run = Path(run_dir) if run_dir is not None else None
+    if run is not None and not resume and (run / "metrics.csv").exists():
+        raise ConfigError(f"The run folder {str(run)!r} already holds a run; pass resume or choose another folder.")
+    x, y = x.to(device), (None if y is None else y.to(device))
+    if val_x is not None:
+        val_x, val_y = val_x.to(device), (None if val_y is None else val_y.to(device))
+    model = dist.unwrap(model).to(device)
+    torch.manual_seed(c.seed)
+    gen = torch.Generator(device=device).manual_seed(c.seed)
+    opt = make_optimizer(model.parameters(), c)
+    sched = make_scheduler(opt, c)
+    result = TrainResult()
+    start_epoch = 1
+    if resume:
+        if run is None:
+            raise ConfigError("resume needs the run folder of the run to continue.")
+        state = load_state(run / LAST / STATE_NAME)
+        model.load_state_dict(from_pretrained(run / LAST).state_dict())
+        opt.load_state_dict(state["optimizer"])
+        if sched is not None and state.get("scheduler"):
+            sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch = int(state["epoch"]) + 1
+        result.history = list(state.get("history", []))
+        result.best_val, result.best_epoch = float(state["best_val"]), int(state["best_epoch"])
+    wrapped = dist.wrap(model)
+    writer = _tensorboard(run) if (c.tensorboard and run is not None and dist.is_main()) else None
+    y_train = _labels_for(model, y)
+    bad_epochs = 0
+    t_start = time.perf_counter()
+    for epoch in range(start_epoch, c.epochs + 1):
+        t0 = time.perf_counter()
+        good_state = copy.deepcopy(model.state_dict())  # kept in memory: restored if the loss goes non-finite
+        model.train()
+        keys: list[str] | None = None
+        sums: torch.Tensor | None = None
+        seen = 0
+        bar = _Progress(c.progress, num_batches(x.shape[0], c.batch_size, c.drop_last), f"epoch {epoch}")
+        for i, (xb, yb) in enumerate(
+            batches(x, y_train, batch_size=c.batch_size, generator=gen, shuffle=True,
+                    drop_last=c.drop_last, binarize_dynamic=binarize)
+        ):
+            if i % dist.world_size() != dist.rank():
+                continue
+            with _autocast(device, c.bf16):
+                out = wrapped(xb, yb)
+                lo = model.loss(xb, out, yb)
+            opt.zero_grad(set_to_none=True)
+            lo.total.backward()
+            if c.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+            opt.step()
+            model.on_train_step()
+            if keys is None:
+                keys = ["loss", *lo.terms]
+            vals = torch.stack([lo.total.detach().float(), *(v.float() for v in lo.terms.values())]) * xb.shape[0]
+            sums = vals if sums is None else sums + vals
+            seen += xb.shape[0]
+            bar.update(1, lambda: dict(zip(keys, (sums / seen).tolist())))
+        bar.close()
+        if sums is None:
+            raise ConfigError(f"No training batches: {x.shape[0]} examples with batch_size={c.batch_size} and drop_last.")
+        totals = dist.all_reduce_sum(torch.cat([sums, torch.tensor([float(seen)], device=sums.device)]))
+        row: dict[str, float] = {"epoch": epoch, "step": int(model.train_step)}
+        row.update({f"train_{k}": v for k, v in zip(keys, (totals[:-1] / totals[-1]).tolist())})
+        if not math.isfinite(row["train_loss"]):
+            model.load_state_dict(good_state)
+            where = f"; the last good checkpoint is in {str(run / LAST)!r}" if run is not None and epoch > 1 else ""
+            raise TrainingError(
+                f"Training stopped in epoch {epoch}: the loss became {row['train_loss']} (not finite); "
+                f"try a lower learning rate, gradient clipping (grad_clip=1.0) or turning bf16 off{where}."
+            )
+        if val_x is not None:
+            val = evaluate_loss(model, val_x, val_y, batch_size=max(c.batch_size, 1000), bf16=c.bf16)
+            row.update({f"val_{k}": v for k, v in val.items()})
+        row["lr"] = opt.param_groups[0]["lr"]
+        row["seconds"] = time.perf_counter() - t0
+        monitor = row.get("val_loss", row["train_loss"])
+        improved = monitor < result.best_val - c.min_delta
+        if improved:
+            result.best_val, result.best_epoch, bad_epochs = monitor, epoch, 0
+        else:
+            bad_epochs += 1
+        if sched is not None:
+            sched.step(monitor) if c.schedule == "plateau" else sched.step()
+        result.history.append(row)
+        if run is not None and dist.is_main():
+            _append_csv(run / "metrics.csv", row)
+            if writer is not None:
+                for k, v in row.items():
+                    if k not in ("epoch",):
+                        writer.add_scalar(k, v, epoch)
+            if improved:
+                save_pretrained(model, run / BEST, epoch=epoch)
+            if epoch % c.checkpoint_every == 0 or epoch == c.epochs:
+                _save_last(model, run, opt, sched, gen, epoch, result)
+        if on_epoch_end is not None:
+            on_epoch_end(row)
+        result.epochs_run = epoch
+        if c.patience and bad_epochs >= c.patience:
+            result.stopped_early = True
+            if run is not None and dist.is_main():
+                _save_last(model, run, opt, sched, gen, epoch, result)
+            break
+    result.seconds = time.perf_counter() - t_start
+    if writer is not None:
+        writer.close()
+    return result
+
+
+def _save_last(model, run: Path, opt, sched, gen, epoch: int, result: TrainResult) -> None:
+    save_pretrained(model, run / LAST, epoch=epoch)
+    save_state(run / LAST / STATE_NAME, {
+        "epoch": epoch,
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict() if sched is not None else None,
+        "generator": gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "history": result.history,
+        "best_val": result.best_val,
+        "best_epoch": result.best_epoch,
+    })
+
+
+def _append_csv(path: Path, row: dict[str, float]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def _tensorboard(run: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError("tensorboard=True needs the tensorboard package: pip install tensorboard.") from None
+    return SummaryWriter(str(run / "tensorboard"))
+
+
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
