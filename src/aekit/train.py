@@ -71,20 +71,27 @@ def evaluate_loss(
     model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000,
     bf16: bool = False, generator: torch.Generator | None = None,
 ) -> dict[str, float]:
-    """Mean of the total loss and of every loss term over (x, y), batched; eval mode."""
+    """Mean of the total loss and of every loss term over (x, y), batched; eval mode.
+
+    Stochastic models draw their noise from a fixed seed in a forked RNG, so the same weights
+    always get the same validation loss (early stopping compares like with like) and the training
+    RNG stream is left untouched.
+    """
     m = dist.unwrap(model)
     was_training = m.training
     m.eval()
     y = _labels_for(m, y)
     keys: list[str] | None = None
     sums: torch.Tensor | None = None
-    for xb, yb in batches(x, y, batch_size=batch_size, shuffle=False):
-        with _autocast(xb.device, bf16):
-            lo = m.loss(xb, m(xb, yb), yb)
-        if keys is None:
-            keys = ["loss", *lo.terms]
-        vals = torch.stack([lo.total.detach().float(), *(v.float() for v in lo.terms.values())]) * xb.shape[0]
-        sums = vals if sums is None else sums + vals
+    with torch.random.fork_rng(devices=[x.device.index or 0] if x.device.type == "cuda" else []):
+        torch.manual_seed(0)
+        for xb, yb in batches(x, y, batch_size=batch_size, shuffle=False):
+            with _autocast(xb.device, bf16):
+                lo = m.loss(xb, m(xb, yb), yb)
+            if keys is None:
+                keys = ["loss", *lo.terms]
+            vals = torch.stack([lo.total.detach().float(), *(v.float() for v in lo.terms.values())]) * xb.shape[0]
+            sums = vals if sums is None else sums + vals
     m.train(was_training)
     assert keys is not None and sums is not None, "evaluate_loss needs at least one example"
     return dict(zip(keys, (sums / x.shape[0]).tolist()))
@@ -144,6 +151,8 @@ def fit(
     run = Path(run_dir) if run_dir is not None else None
     if run is not None and not resume and (run / "metrics.csv").exists():
         raise ConfigError(f"The run folder {str(run)!r} already holds a run; pass resume or choose another folder.")
+    if run is not None and dist.is_main():
+        run.mkdir(parents=True, exist_ok=True)
     x, y = x.to(device), (None if y is None else y.to(device))
     if val_x is not None:
         val_x, val_y = val_x.to(device), (None if val_y is None else val_y.to(device))

@@ -1,0 +1,159 @@
+"""The ``aekit`` command end to end on digits, and every user error as one line with exit status 2."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aekit.cli import main
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", "--model", "vae", "--data", "digits", "--epochs", "3", "--latent-dim", "2",
+                 "--hidden-dims", "32", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def fails(args, capsys, match):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    assert match in err, err
+    return err
+
+
+def test_train_writes_a_run_folder(run):
+    for name in ("run.json", "metrics.csv", "best/model.safetensors", "best/config.json", "last/trainer_state.pt",
+                 "figures/reconstructions.png", "figures/samples.png", "figures/latent.png", "figures/curves.png"):
+        assert (run / name).is_file(), name
+    info = json.loads((run / "run.json").read_text())
+    assert info["model"] == "vae" and info["model_config"]["input_shape"] == [1, 8, 8]
+
+
+def test_evaluate(run, capsys, tmp_path):
+    assert main(["evaluate", str(run), "--k", "20", "--out", str(tmp_path), "--no-figures"]) == 0
+    metrics = json.loads((tmp_path / "evaluation.json").read_text())["metrics"]
+    for key in ("loss", "reconstruction", "kl", "elbo", "mse", "log_likelihood", "nll_bits_per_dim"):
+        assert key in metrics, key
+    assert metrics["log_likelihood"] >= metrics["elbo"] - 0.5
+
+
+def test_sample_reconstruct_encode(run, tmp_path, capsys):
+    assert main(["sample", str(run), "--n", "16", "--out", str(tmp_path / "s.png")]) == 0
+    assert main(["sample", str(run), "--n", "5", "--out", str(tmp_path / "s.npy")]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (5, 1, 8, 8)
+    assert main(["reconstruct", str(run), "--n", "8", "--out", str(tmp_path / "r.png")]) == 0
+    assert main(["encode", str(run), "--out", str(tmp_path / "z.npy"), "--labels-out", str(tmp_path / "y.csv")]) == 0
+    z = np.load(tmp_path / "z.npy")
+    assert z.shape[1] == 2 and np.isfinite(z).all()
+    assert main(["encode", str(run), "--out", str(tmp_path / "z.csv")]) == 0
+    assert np.loadtxt(tmp_path / "z.csv", delimiter=",", skiprows=1).shape == z.shape
+    x = np.random.default_rng(0).random((4, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["encode", str(run), "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "zx.npy")]) == 0
+    assert np.load(tmp_path / "zx.npy").shape == (4, 2)
+
+
+def test_datasets_lists_known_names(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("digits", "mnist", "fashion-mnist", "kmnist", "binarized-mnist"):
+        assert name in out
+
+
+@pytest.mark.parametrize("cmd", ["train", "evaluate", "sample", "reconstruct", "encode", "datasets"])
+def test_help(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    assert "usage: aekit" in capsys.readouterr().out
+
+
+def test_unknown_model(capsys, tmp_path):
+    fails(["train", "--model", "nope", "--data", "digits", "--out", str(tmp_path / "x")], capsys, "Unknown model 'nope'")
+
+
+def test_unknown_option(capsys, tmp_path):
+    fails(["train", "--data", "digits", "-o", "bogus=1", "--out", str(tmp_path / "x")], capsys, "Unknown option 'bogus'")
+
+
+def test_argparse_error_is_one_line_status_2():
+    p = subprocess.run([sys.executable, "-m", "aekit", "train", "--epochs", "many"], capture_output=True, text=True,
+                       env={"PYTHONPATH": SRC, "PATH": ""})
+    assert p.returncode == 2 and "Traceback" not in p.stderr and p.stderr.strip().count("\n") == 0
+
+
+def test_missing_data_file(capsys, tmp_path):
+    fails(["train", "--data", str(tmp_path / "absent.npy"), "--out", str(tmp_path / "x")], capsys, "absent.npy")
+
+
+def test_nan_in_data(capsys, tmp_path):
+    x = np.random.default_rng(0).random((50, 6)).astype(np.float32)
+    x[3, 2] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    fails(["train", "--data", str(tmp_path / "nan.npy"), "--out", str(tmp_path / "x")], capsys, "NaN")
+    assert not (tmp_path / "x" / "metrics.csv").exists()
+
+
+def test_wrong_shape(run, capsys, tmp_path):
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 5), dtype=np.float32))
+    fails(["encode", str(run), "--input", str(tmp_path / "wrong.npy"), "--out", str(tmp_path / "z.npy")], capsys, "shape")
+    assert not (tmp_path / "z.npy").exists()
+
+
+def test_bernoulli_needs_unit_interval(capsys, tmp_path):
+    np.save(tmp_path / "wide.npy", np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32))
+    fails(["train", "--data", str(tmp_path / "wide.npy"), "--out", str(tmp_path / "x")], capsys, "[0, 1]")
+
+
+def test_corrupt_checkpoint(run, capsys, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(run / "best", bad)
+    (bad / "model.safetensors").write_bytes(b"\x00" * 20)
+    fails(["evaluate", str(bad), "--data", "digits"], capsys, "corrupt")
+    fails(["sample", str(tmp_path / "nothing-here")], capsys, "No model or run folder")
+
+
+def test_existing_outputs_are_not_overwritten(run, capsys, tmp_path):
+    before = (run / "metrics.csv").read_text()
+    fails(["train", "--data", "digits", "--out", str(run)], capsys, "already exists")
+    assert (run / "metrics.csv").read_text() == before
+    (tmp_path / "z.npy").write_bytes(b"mine")
+    fails(["encode", str(run), "--out", str(tmp_path / "z.npy")], capsys, "already exists")
+    assert (tmp_path / "z.npy").read_bytes() == b"mine"
+
+
+def test_sample_from_non_generative_model(capsys, tmp_path):
+    out = tmp_path / "ae"
+    assert main(["train", "--model", "ae", "--data", "digits", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    fails(["sample", str(out), "--out", str(tmp_path / "s.png")], capsys, "not a generative model")
+
+
+def test_checksum_mismatch(capsys, tmp_path):
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+                 "t10k-labels-idx1-ubyte.gz"):
+        with gzip.open(folder / name, "wb") as f:
+            f.write(b"\x00\x00\x08\x03" + b"\x00" * 100)
+    fails(["train", "--data", "mnist", "--data-dir", str(tmp_path / "data"), "--no-download",
+           "--out", str(tmp_path / "x")], capsys, "checksum")
+    assert len(list(folder.iterdir())) == 4
+
+
+def test_resume_from_cli(capsys, tmp_path):
+    out = tmp_path / "r"
+    assert main(["train", "--model", "ae", "--data", "digits", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
+    assert len((out / "metrics.csv").read_text().strip().splitlines()) == 3

@@ -1,0 +1,134 @@
+"""The training loop: reproducibility, resume, early stopping, checkpoints and non-finite losses."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+from aekit import ConfigError, TrainingError, from_pretrained, registry
+from aekit.config import TrainConfig
+from aekit.train import fit
+from conftest import tiny_options
+
+
+def vae(**extra):
+    model_cls, config_cls = registry.REGISTRY["vae"]
+    torch.manual_seed(0)
+    return model_cls(config_cls.from_dict({**tiny_options(config_cls), **extra}))
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def same(a, b):
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture
+def data(digits_batch):
+    from aekit.data import load_dataset
+
+    d = load_dataset("digits")
+    return d.train.x[:256], d.val.x[:64]
+
+
+def test_same_seed_same_weights_other_seed_other_weights(data):
+    x, _ = data
+    runs = []
+    for seed in (3, 3, 4):
+        m = vae()
+        fit(m, x, config=TrainConfig(epochs=2, batch_size=32, seed=seed, progress=False), binarize=True)
+        runs.append(weights(m))
+    assert same(runs[0], runs[1])
+    assert not same(runs[0], runs[2])
+
+
+def test_resume_continues_exactly(data, tmp_path):
+    x, vx = data
+    c4 = TrainConfig(epochs=4, batch_size=32, progress=False)
+    straight = vae()
+    fit(straight, x, config=c4, val_x=vx, binarize=True)
+    first = vae()
+    fit(first, x, config=TrainConfig(epochs=2, batch_size=32, progress=False), val_x=vx, run_dir=tmp_path / "r", binarize=True)
+    resumed = vae()
+    result = fit(resumed, x, config=c4, val_x=vx, run_dir=tmp_path / "r", resume=True, binarize=True)
+    assert [int(r["epoch"]) for r in result.history] == [1, 2, 3, 4]
+    assert same(weights(straight), weights(resumed))
+    assert int(resumed.train_step) == 4 * 8
+
+
+def test_run_folder_outputs(data, tmp_path):
+    x, vx = data
+    m = vae()
+    fit(m, x, config=TrainConfig(epochs=3, batch_size=64, progress=False), val_x=vx, run_dir=tmp_path)
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    for key in ("train_loss", "train_kl", "train_reconstruction", "val_loss", "lr", "seconds"):
+        assert key in rows[0]
+    for sub in ("best", "last"):
+        assert (tmp_path / sub / "model.safetensors").is_file()
+    assert (tmp_path / "last" / "trainer_state.pt").is_file()
+    best_epoch = min(rows, key=lambda r: float(r["val_loss"]))["epoch"]
+    assert from_pretrained(tmp_path / "best") is not None
+    import json
+
+    assert str(json.loads((tmp_path / "best" / "config.json").read_text())["epoch"]) == best_epoch
+
+
+def test_existing_run_is_not_overwritten(data, tmp_path):
+    x, _ = data
+    fit(vae(), x, config=TrainConfig(epochs=1, progress=False), run_dir=tmp_path)
+    before = (tmp_path / "metrics.csv").read_text()
+    with pytest.raises(ConfigError, match="already holds a run"):
+        fit(vae(), x, config=TrainConfig(epochs=1, progress=False), run_dir=tmp_path)
+    assert (tmp_path / "metrics.csv").read_text() == before
+
+
+def test_early_stopping(data):
+    x, vx = data
+    # A learning rate of zero never improves after the first epoch.
+    m = vae()
+    result = fit(m, x, config=TrainConfig(epochs=50, lr=1e-12, patience=3, progress=False), val_x=vx)
+    assert result.stopped_early and result.epochs_run == 4
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_weights(data, tmp_path):
+    x, _ = data
+    m = vae()
+    fit(m, x, config=TrainConfig(epochs=1, batch_size=64, progress=False), run_dir=tmp_path / "ok")
+    good = weights(m)
+    bad = x.clone()
+    bad[5, 0, 0, 0] = float("nan")
+    with pytest.raises(TrainingError, match="not finite.*learning rate"):
+        fit(m, bad, config=TrainConfig(epochs=2, batch_size=64, progress=False))
+    assert same(good, weights(m))
+
+
+def test_schedules_and_optimizers_run(data):
+    x, vx = data
+    for opt, sched in (("adamw", "cosine"), ("sgd", "step"), ("adagrad", "plateau"), ("adam", "exponential")):
+        m = vae()
+        res = fit(m, x, config=TrainConfig(epochs=2, optimizer=opt, schedule=sched, gamma=0.5, grad_clip=1.0,
+                                           progress=False), val_x=vx)
+        assert res.epochs_run == 2
+    m = vae()
+    res = fit(m, x, config=TrainConfig(epochs=2, schedule="cosine", lr=1e-3, progress=False))
+    assert res.history[1]["lr"] < 1e-3
+
+
+def test_bf16_autocast_trains(data):
+    x, _ = data
+    m = vae()
+    res = fit(m, x, config=TrainConfig(epochs=2, bf16=True, progress=False))
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"] + 1.0
+    assert all(p.dtype == torch.float32 for p in m.parameters())
+
+
+def test_bad_train_config_values():
+    with pytest.raises(ConfigError, match="optimizer"):
+        TrainConfig(optimizer="rmsprop2")
+    with pytest.raises(ConfigError, match="epochs"):
+        TrainConfig(epochs=0)
