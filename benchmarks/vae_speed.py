@@ -1,0 +1,177 @@
+"""Training speed of the pytorch/examples VAE: aekit's trainer, a per-item DataLoader loop, and the floor.
+
+The model and settings are those of https://github.com/pytorch/examples/tree/main/vae:
+784-400-20-400-784, ReLU, Bernoulli decoder, summed BCE + analytic KL, Adam 1e-3, batch 128,
+MNIST in [0, 1] (60k train / 10k test), 10 epochs. Each method runs in its own process so its peak
+RSS is its own. The floor is the epoch's matrix-multiply FLOPs over the float32 GEMM rate measured
+in this process.
+
+    python benchmarks/vae_speed.py [--epochs 10] [--data-dir ../shared/data]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import command, data_dir, gemm_rate, linear_train_flops, machine, write_results  # noqa: E402
+
+LAYERS = [(784, 400), (400, 20), (400, 20), (20, 400), (400, 784)]
+BATCH, LR = 128, 1e-3
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load(args):
+    from aekit.data import load_dataset
+
+    d = load_dataset("mnist", data_dir=data_dir(args.data_dir), validation=0)
+    return d.train.x.reshape(-1, 784), d.test.x.reshape(-1, 784)
+
+
+def run_aekit(args) -> dict:
+    from aekit import registry
+    from aekit.config import TrainConfig
+    from aekit.train import evaluate_loss, fit
+
+    x, xt = load(args)
+    torch.manual_seed(args.seed)
+    model = registry.build("vae", {"input_shape": [784], "hidden_dims": [400], "latent_dim": 20,
+                                   "activation": "relu", "likelihood": "bernoulli"})
+    res = fit(model, x, config=TrainConfig(epochs=args.epochs, batch_size=BATCH, lr=LR, seed=args.seed, progress=False))
+    return {"epoch_seconds": [r["seconds"] for r in res.history], "test_loss": evaluate_loss(model, xt)["loss"],
+            "peak_rss_mb": peak_rss_mb()}
+
+
+class ExampleVAE(torch.nn.Module):
+    """The pytorch/examples VAE, layer for layer."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+        self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+    def forward(self, x):
+        h = torch.relu(self.fc1(x.view(-1, 784)))
+        mu, logvar = self.fc21(h), self.fc22(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return torch.sigmoid(self.fc4(torch.relu(self.fc3(z)))), mu, logvar
+
+
+def example_loss(recon, x, mu, logvar):
+    bce = torch.nn.functional.binary_cross_entropy(recon, x.view(-1, 784), reduction="sum")
+    return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+class PerItemMNIST(torch.utils.data.Dataset):
+    """What torchvision.datasets.MNIST + ToTensor do per item: uint8 -> PIL image -> float tensor in [0, 1]."""
+
+    def __init__(self, x: torch.Tensor):
+        self.data = (x.reshape(-1, 28, 28) * 255).round().to(torch.uint8)
+
+    def __len__(self):
+        return self.data.shape[0]
+
+    def __getitem__(self, i):
+        import numpy as np
+        from PIL import Image
+
+        img = Image.fromarray(self.data[i].numpy(), mode="L")
+        return torch.from_numpy(np.array(img, dtype=np.float32) / 255.0).unsqueeze(0), 0
+
+
+def run_dataloader(args) -> dict:
+    x, xt = load(args)
+    torch.manual_seed(args.seed)
+    train = torch.utils.data.DataLoader(PerItemMNIST(x), batch_size=BATCH, shuffle=True)
+    test = torch.utils.data.DataLoader(PerItemMNIST(xt), batch_size=BATCH, shuffle=False)
+    del x, xt  # the per-item dataset keeps its own uint8 copy, as torchvision does
+    model = ExampleVAE()
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    seconds = []
+    for _ in range(args.epochs):
+        t = time.perf_counter()
+        model.train()
+        train_loss = 0.0
+        for data, _ in train:
+            opt.zero_grad()
+            recon, mu, logvar = model(data)
+            loss = example_loss(recon, data, mu, logvar)
+            loss.backward()
+            train_loss += loss.item()
+            opt.step()
+        seconds.append(time.perf_counter() - t)
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for data, _ in test:
+            recon, mu, logvar = model(data)
+            total += example_loss(recon, data, mu, logvar).item()
+    return {"epoch_seconds": seconds, "test_loss": total / len(test.dataset), "peak_rss_mb": peak_rss_mb()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--data-dir")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--worker", choices=["aekit", "dataloader"], help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps((run_aekit if args.worker == "aekit" else run_dataloader)(args)))
+        return
+    rate = gemm_rate()
+    flops = linear_train_flops(LAYERS, 60_000)
+    floor = flops / rate
+    print(f"$ {command()}\nmachine: {machine()}\nGEMM rate {rate / 1e9:.1f} GFLOP/s; epoch matmul FLOPs {flops / 1e9:.1f} G; "
+          f"floor {floor:.2f} s/epoch", flush=True)
+    results = {}
+    for worker in ("aekit", "dataloader"):
+        cmd = [sys.executable, __file__, "--worker", worker, "--epochs", str(args.epochs), "--seed", str(args.seed)]
+        if args.data_dir:
+            cmd += ["--data-dir", args.data_dir]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        results[worker] = json.loads(out)
+        r = results[worker]
+        print(f"{worker}: {sum(r['epoch_seconds']) / len(r['epoch_seconds']):.2f} s/epoch, test loss {r['test_loss']:.2f}, "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+    a, b = results["aekit"], results["dataloader"]
+    # The first epoch includes warm-up (allocator, kernel selection); the steady state is the median.
+    med = lambda s: sorted(s)[len(s) // 2]  # noqa: E731
+    ta, tb = med(a["epoch_seconds"]), med(b["epoch_seconds"])
+    rows = [
+        ("(a) aekit trainer", ta, a["test_loss"], a["peak_rss_mb"]),
+        ("(b) per-item Dataset + DataLoader (pytorch/examples)", tb, b["test_loss"], b["peak_rss_mb"]),
+        ("(c) floor: matmul FLOPs / GEMM rate", floor, None, None),
+    ]
+    lines = [
+        "# VAE training speed (pytorch/examples VAE, MNIST, batch 128, Adam 1e-3)", "",
+        f"Command: `{command()}`  ", f"Machine: {machine()}  ",
+        f"GEMM rate measured in the same run: {rate / 1e9:.1f} GFLOP/s (2048^3 float32); epoch matmul FLOPs {flops / 1e9:.1f} G.", "",
+        "| method | s/epoch (median of %d) | x floor | test loss (nats) | peak RSS (MB) |" % args.epochs,
+        "|---|---|---|---|---|",
+    ]
+    for name, t, loss, rss in rows:
+        lines.append(f"| {name} | {t:.2f} | {t / floor:.2f} | {'' if loss is None else f'{loss:.2f}'} | {'' if rss is None else f'{rss:.0f}'} |")
+    lines += ["", "Targets: aekit within 1.25x the floor, at least 2x faster than (b), test loss within 0.5 nats of (b), peak RSS under 1 GB.",
+              f"Measured: {ta / floor:.2f}x the floor; {tb / ta:.2f}x faster than (b); test loss difference {a['test_loss'] - b['test_loss']:+.2f} nats; "
+              f"peak RSS {a['peak_rss_mb']:.0f} MB.", ""]
+    md = "\n".join(lines)
+    print(md)
+    write_results("vae_speed", md, {"command": command(), "machine": machine(), "gemm_flops_per_s": rate,
+                                    "epoch_flops": flops, "floor_seconds": floor, "results": results})
+
+
+if __name__ == "__main__":
+    main()
