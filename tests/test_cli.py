@@ -157,3 +157,22 @@ def test_resume_from_cli(capsys, tmp_path):
     assert main(["train", "--model", "ae", "--data", "digits", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
     assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
     assert len((out / "metrics.csv").read_text().strip().splitlines()) == 3
+
+
+def test_torchrun_ddp_two_processes(tmp_path):
+    """The same loop under DistributedDataParallel (gloo): only rank 0 writes, ranks stay in sync."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun is not installed next to this Python")
+    out = tmp_path / "ddp"
+    p = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "aekit", "train", "--model", "ae", "--data", "digits",
+                        "--epochs", "2", "--hidden-dims", "16", "--out", str(out), "--no-progress"],
+                       capture_output=True, text=True, env={"PYTHONPATH": SRC, "PATH": "", "OMP_NUM_THREADS": "1"},
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.count("epoch 2/2") == 1  # rank 0 alone reports
+    rows = (out / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 3
+    from aekit import from_pretrained
+
+    assert from_pretrained(out / "best").config.hidden_dims == (16,)

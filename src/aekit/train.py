@@ -268,6 +268,7 @@ def fit(
                 _save_last(model, run, opt, sched, gen, epoch, result)
             break
     result.seconds = time.perf_counter() - t_start
+    dist.barrier()  # the other ranks wait until rank 0 has written the checkpoints
     if writer is not None:
         writer.close()
     return result

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .. import distributed as dist
 from .. import registry
 from ..config import TrainConfig
 from ..errors import ConfigError, DataError
@@ -128,7 +130,7 @@ def run_train(args: argparse.Namespace) -> int:
     if model.uses_labels and y is None:
         raise DataError(f"Model {args.model!r} learns from labels, but the data set {data.name!r} has none.")
     out.mkdir(parents=True, exist_ok=True)
-    if not args.resume:
+    if not args.resume and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
         atomic_write_text(info_path, json.dumps({
             "model": args.model, "data": str(args.data), "data_dir": args.data_dir,
             "model_config": config.to_dict(), "train_config": tc.to_dict(), "preprocessing": pre.to_dict(),
@@ -136,15 +138,18 @@ def run_train(args: argparse.Namespace) -> int:
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         }, indent=2) + "\n")
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"training {args.model} ({n_params:,} parameters) on {data.name}: {x.shape[0]} train, "
+    say = print if int(os.environ.get("RANK", "0")) == 0 else (lambda *a, **k: None)
+    say(f"training {args.model} ({n_params:,} parameters) on {data.name}: {x.shape[0]} train, "
           f"{0 if val_x is None else val_x.shape[0]} validation, {tc.epochs} epochs -> {out}")
 
     def report(row: dict[str, float]) -> None:
         terms = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("train_", "val_")))
-        print(f"epoch {int(row['epoch'])}/{tc.epochs}  {terms}  ({row['seconds']:.1f}s)", flush=True)
+        say(f"epoch {int(row['epoch'])}/{tc.epochs}  {terms}  ({row['seconds']:.1f}s)", flush=True)
 
     result = fit(model, x, y, config=tc, val_x=val_x, val_y=val_y, run_dir=out, resume=args.resume,
                  binarize=args.binarize == "dynamic", on_epoch_end=report)
+    if not dist.is_main():
+        return 0  # only rank 0 writes figures
     best = from_pretrained(out / "best") if (out / "best").exists() else model
     evaluation = data.test or data.val or data.train
     xe = pre.apply(evaluation.x)
