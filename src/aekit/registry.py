@@ -12,11 +12,26 @@ from .config import ModelConfig
 from .errors import ConfigError
 from .models.ae import AE, AEConfig
 from .models.base import Autoencoder
+from .models.regularized import CAEConfig, DAEConfig, LinearAEConfig, RegularizedAE, SCAEConfig, SparseAEConfig
+from .models.stacked import StackedAE, StackedAEConfig, StackedDAEConfig
 from .models.vae import VAE, VAEConfig
+from .models.cvae import CVAE, CVAEConfig
+from .models.iwae import IWAE, IWAEConfig
+from .models.ssvae import M2, M2Config
 
 REGISTRY: dict[str, tuple[type[Autoencoder], type[ModelConfig]]] = {
     "ae": (AE, AEConfig),
     "vae": (VAE, VAEConfig),
+    "iwae": (IWAE, IWAEConfig),
+    "cvae": (CVAE, CVAEConfig),
+    "m2": (M2, M2Config),
+    "linear_ae": (RegularizedAE, LinearAEConfig),
+    "dae": (RegularizedAE, DAEConfig),
+    "sparse_ae": (RegularizedAE, SparseAEConfig),
+    "cae": (RegularizedAE, CAEConfig),
+    "scae": (RegularizedAE, SCAEConfig),
+    "stacked_ae": (StackedAE, StackedAEConfig),
+    "stacked_dae": (StackedAE, StackedDAEConfig),
 }
 
 

@@ -15,6 +15,10 @@ import sys
 from ..errors import AekitError
 
 COMMAND_MODULES = ["train", "evaluate", "generate", "datasets"]
+COMMAND_MODULES += ["denoise", "stacked"]  # aekit denoise; aekit pretrain / finetune
+COMMAND_MODULES += ["study"]  # aekit study latent-dim / latent-space
+COMMAND_MODULES += ["analogy"]  # aekit analogy RUN --out grid.png
+COMMAND_MODULES += ["compare"]  # aekit compare --data DATA: autoencoders vs PCA, NMF, KPCA, LDA, t-SNE, UMAP
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,13 +1,20 @@
 """The variational autoencoder (Kingma & Welling 2013, "Auto-Encoding Variational Bayes").
 
-q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) Bernoulli or Gaussian. The SGVB
+q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) from aekit.nn.LIKELIHOODS (Bernoulli,
+Gaussian with fixed or learned variance, continuous Bernoulli, discretized logistic). The SGVB
 estimator with L reparameterized samples and the analytic KL (their eq. 10):
 
     ELBO(x) = -KL(q(z|x) || p(z)) + (1/L) sum_l log p(x | z_l),   z_l = mu + sigma * eps_l.
 
 Variants that change a coefficient are config fields: ``beta`` (beta-VAE, Higgins et al. 2017),
 capacity annealing gamma |KL - C| with C rising linearly (Burgess et al. 2018), KL warm-up
-(Bowman et al. 2016; Sonderby et al. 2016) and free bits (Kingma et al. 2016).
+(Bowman et al. 2016; Sonderby et al. 2016) and free bits (Kingma et al. 2016). The schedules
+(warm-up, capacity) act in training mode only; in eval mode the loss uses their final values, so
+validation losses of different epochs measure the same objective.
+
+``log_importance_weights`` gives log p(x, z) - log q(z|x) for k samples, which
+``aekit.evaluate.likelihood.log_likelihood`` averages into the bound of Burda et al. 2015.
+The conditional VAE (models/cvae.py) reuses all of it through ``condition``.
 """
 
 from __future__ import annotations
@@ -18,15 +25,16 @@ import torch
 
 from .. import losses
 from ..config import ModelConfig, check_choice, check_positive
+from ..errors import ConfigError, DataError
 from ..nn import LIKELIHOODS, Decoder, DecoderOutput, Encoder, OutputHead
-from .base import Autoencoder, GaussianLatent, LossOutput
+from .base import Autoencoder, GaussianLatent, LossOutput, one_hot
 
 
 @dataclass(frozen=True)
 class VAEConfig(ModelConfig):
     latent_dim: int = 20
     likelihood: str = "bernoulli"
-    decoder_variance: str = "fixed"   # Gaussian decoder: "fixed" (decoder_std) or "learned" per pixel
+    decoder_variance: str = "fixed"   # Gaussian / logistic scale: "fixed" (decoder_std) or "learned" per pixel
     decoder_std: float = 1.0
     n_samples: int = 1                # L, Monte-Carlo samples per input
     beta: float = 1.0
@@ -47,6 +55,12 @@ class VAEConfig(ModelConfig):
         check_positive("free_bits", self.free_bits, allow_zero=True)
         check_positive("capacity_max", self.capacity_max, allow_zero=True)
         check_positive("capacity_steps", self.capacity_steps, allow_zero=True)
+        check_positive("capacity_gamma", self.capacity_gamma, allow_zero=True)
+        if self.capacity_max > 0 and self.free_bits > 0:
+            raise ConfigError(
+                f"capacity_max={self.capacity_max} and free_bits={self.free_bits} are two different KL "
+                "objectives; set one of them to 0."
+            )
 
 
 @dataclass
@@ -69,8 +83,18 @@ class VAE(Autoencoder):
         self.decoder = Decoder(config, self.head.channels_mult, cond_dim=cond)
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
-        """The vector the encoder and decoder are conditioned on; none for the unconditional VAE."""
-        return None
+        """The vector the encoder and decoder are conditioned on: none for the unconditional VAE; for a
+        conditional one the one-hot label (N, num_classes), or a float condition vector passed as is."""
+        if not self.is_conditional:
+            return None
+        c = self.config.num_classes
+        if y is None:
+            raise DataError(f"{type(self).__name__} is conditional: it needs labels y (N,) or condition vectors (N, {c}).")
+        if y.dim() == 2 and y.shape[1] != c:
+            raise DataError(f"Condition vectors have {y.shape[1]} columns; this model expects {c} (num_classes).")
+        if y.dim() == 1 and not y.is_floating_point() and y.numel() and (int(y.min()) < 0 or int(y.max()) >= c):
+            raise DataError(f"Labels must lie in 0..{c - 1}; got values from {int(y.min())} to {int(y.max())}.")
+        return one_hot(y, c, dtype=next(self.parameters()).dtype)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> GaussianLatent:
         mean, logvar = self.encoder(x, self.condition(y)).chunk(2, dim=1)
@@ -82,28 +106,31 @@ class VAE(Autoencoder):
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> VAEOutput:
         latent = self.encode(x, y)
         z = losses.reparameterize(latent.mean, latent.logvar, self.config.n_samples, generator)
+        return VAEOutput(latent, z, self.decode_samples(z, y))
+
+    def decode_samples(self, z: torch.Tensor, y: torch.Tensor | None = None) -> DecoderOutput:
+        """Decode (L, N, D) samples in one pass; the output's rows are ordered l * N + n."""
         L, n = z.shape[0], z.shape[1]
         y_rep = None if y is None else y.repeat(L, *([1] * (y.dim() - 1)))
-        return VAEOutput(latent, z, self.decode(z.reshape(L * n, -1), y_rep))
+        return self.decode(z.reshape(L * n, -1), y_rep)
 
     def kl_weight(self) -> torch.Tensor | float:
-        """beta, scaled by the linear warm-up factor min(1, step / kl_warmup_steps)."""
+        """beta, scaled by the linear warm-up factor min(1, step / kl_warmup_steps) while training."""
         c = self.config
-        if c.kl_warmup_steps <= 0:
+        if c.kl_warmup_steps <= 0 or not self.training:
             return c.beta
         return c.beta * torch.clamp(self.train_step.float() / c.kl_warmup_steps, max=1.0)
 
-    def capacity(self) -> torch.Tensor:
+    def capacity(self) -> torch.Tensor | float:
+        """C = capacity_max * min(1, step / capacity_steps) while training; capacity_max in eval mode."""
         c = self.config
-        if c.capacity_steps <= 0:
-            return torch.tensor(c.capacity_max)
+        if c.capacity_steps <= 0 or not self.training:
+            return c.capacity_max
         return c.capacity_max * torch.clamp(self.train_step.float() / c.capacity_steps, max=1.0)
 
     def log_likelihood_terms(self, x: torch.Tensor, out: VAEOutput) -> torch.Tensor:
         """log p(x | z_l) for every sample, (L, N)."""
-        L, n = out.z.shape[0], out.z.shape[1]
-        x_rep = x.unsqueeze(0).expand(L, *x.shape).reshape(L * n, *x.shape[1:])
-        return out.recon.log_prob(x_rep).reshape(L, n)
+        return _repeated_log_prob(out.recon, x, out.z.shape[0])
 
     def loss(self, x: torch.Tensor, out: VAEOutput, y: torch.Tensor | None = None) -> LossOutput:
         c = self.config
@@ -127,12 +154,43 @@ class VAE(Autoencoder):
 
     def elbo(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The per-example evidence lower bound with L samples, (N,)."""
-        out = self.forward(x, y)
+        return self.elbo_terms(x, y)["elbo"]
+
+    def elbo_terms(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """ELBO = E_q log p(x|z) - KL(q(z|x) || p(z)) per example, with its two terms ("log_px_given_z"
+        and "kl"); each (N,) in nats.
+
+        The expectation uses the config's L samples; the KL is analytic (Kingma & Welling, eq. 10).
+        """
+        out = self.forward(x, y, generator)
+        rec = self.log_likelihood_terms(x, out).mean(0)
         kl = losses.gaussian_kl(out.latent.mean, out.latent.logvar)
-        return self.log_likelihood_terms(x, out).mean(0) - kl
+        return {"elbo": rec - kl, "log_px_given_z": rec, "kl": kl}
+
+    def log_importance_weights(
+        self, x: torch.Tensor, k: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """log w_i = log p(x, z_i) - log q(z_i | x) for k samples z_i ~ q(z|x); (N, ...) -> (k, N).
+
+        E_q[w] = p(x): the evaluator averages w in log space (Burda et al. 2015, eq. 8).
+        """
+        latent = self.encode(x, y)
+        z = losses.reparameterize(latent.mean, latent.logvar, k, generator)          # (k, N, D)
+        log_q = losses.log_normal(z, latent.mean, latent.logvar)                      # (k, N)
+        log_px = _repeated_log_prob(self.decode_samples(z, y), x, k)                  # (k, N)
+        return log_px + losses.log_standard_normal(z) - log_q
 
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decoder means at z ~ N(0, I), (n, *input_shape)."""
         p = next(self.parameters())
         z = torch.randn(n, self.config.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
         return self.decode(z, y).mean()
+
+
+def _repeated_log_prob(recon: DecoderOutput, x: torch.Tensor, L: int) -> torch.Tensor:
+    """log p(x_n | z_ln) for a decoder output over L * N rows (ordered l * N + n); -> (L, N)."""
+    n = x.shape[0]
+    x_rep = x.unsqueeze(0).expand(L, *x.shape).reshape(L * n, *x.shape[1:])
+    return recon.log_prob(x_rep).reshape(L, n)

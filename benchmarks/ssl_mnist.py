@@ -1,0 +1,280 @@
+"""MNIST with few labels: M1+SVM, M1+M2 and M2 (Kingma, Rezende, Mohamed & Welling 2014, "Semi-supervised
+Learning with Deep Generative Models", Table 1), with the wall-clock time of every run.
+
+Split as in the paper: 50,000 training images (N of them labelled, the same number per class, drawn with
+the run's seed by aekit.semi.labelled_subset; the rest unlabelled), 10,000 validation, 10,000 test.
+
+1. M1 (a VAE, 784-600-600-50 softplus, Bernoulli pixels, dynamic binarization) is trained once on all
+   50,000 training images, no labels; every later run shares it, and its time is reported once.
+2. For every N and label draw:
+   - M1+SVM: scikit-learn SVC (RBF, default settings) on M1's posterior means of the N labelled images
+     (the paper used a transductive SVM, which scikit-learn does not have);
+   - M1+M2: M2 on M1's codes (inactive dimensions dropped, z1 resampled from q(z1|x) in every pass),
+     one hidden layer of 300 units for N <= 100 and 500 otherwise, latent 50, alpha = 0.1, as in the
+     authors' code; the test error after the last epoch is reported (no selection on the test set);
+   - M2 on pixels (``--m2-pixel-epochs``; off by default, it costs about 5x an M1+M2 epoch).
+Each run is a separate process with ``--threads`` threads (``--workers`` run side by side): on a
+2-core machine shared with other jobs, one thread per process avoids OpenMP synchronisation, which
+otherwise costs many times the work itself.
+
+    nice -n 10 python benchmarks/ssl_mnist.py --labels 100 1000 --draws 3 --m1-epochs 20 --m2-epochs 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import command, data_dir, gemm_rate, linear_train_flops, machine, write_results  # noqa: E402
+
+from aekit.config import TrainConfig  # noqa: E402
+from aekit.data import load_dataset  # noqa: E402
+from aekit.io import from_pretrained, read_config  # noqa: E402
+from aekit.models.ssvae import M2, M2Config  # noqa: E402
+from aekit.semi import (active_dims, default_m1_config, default_m2_codes_config, fit_m1, fit_m2,  # noqa: E402
+                        labelled_subset, oversample_labelled, posterior_codes)
+
+# Kingma et al. 2014, Table 1 (test error %, as listed in REFERENCES.md); None where not listed there.
+PUBLISHED = {
+    "M1+SVM": {100: 11.82, 600: 5.72, 1000: 4.24, 3000: 3.49},   # published with a transductive SVM
+    "M2": {100: 11.97, 600: None, 1000: 3.60, 3000: None},
+    "M1+M2": {100: 3.33, 600: None, 1000: 2.40, 3000: 2.18},
+}
+AUTHORS_CPU_HOURS_N3000 = 48.0
+
+G: dict = {}  # data shared with the worker processes (inherited through fork)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir")
+    p.add_argument("--labels", type=int, nargs="+", default=[100, 1000])
+    p.add_argument("--draws", type=int, default=3, help="label draws (seeds 0..draws-1) per N")
+    p.add_argument("--m1-epochs", type=int, default=20)
+    p.add_argument("--m1-batch", type=int, default=100)
+    p.add_argument("--m1-lr", type=float, default=1e-3)
+    p.add_argument("--m1-dir", help="keep the trained M1 here and reuse it when present (its training time is kept with it)")
+    p.add_argument("--m2-epochs", type=int, default=20)
+    p.add_argument("--m2-batch", type=int, default=100)
+    p.add_argument("--m2-lr", type=float, default=1e-3)
+    p.add_argument("--labelled-fraction", type=float, default=0.1)
+    p.add_argument("--small-n", type=int, default=100, help="N at or below which M2 has 300 hidden units (else 500)")
+    p.add_argument("--m2-pixel-epochs", type=int, default=0, help="also train M2 on pixels (0: skip)")
+    p.add_argument("--m2-pixel-draws", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--name", default="ssl_mnist")
+    p.add_argument("--no-write", action="store_true", help="print the results only (trial runs)")
+    return p.parse_args()
+
+
+# -- M1 -----------------------------------------------------------------------------------------
+def train_m1(args: argparse.Namespace, x: torch.Tensor, val_x: torch.Tensor) -> tuple[torch.nn.Module, float, dict]:
+    cache = Path(args.m1_dir) if args.m1_dir else None
+    if cache is not None and (cache / "config.json").is_file():
+        meta = read_config(cache)
+        if meta.get("epochs") == args.m1_epochs:
+            print(f"M1: reusing {cache} ({meta['train_seconds']:.0f} s of training)", flush=True)
+            return from_pretrained(cache), float(meta["train_seconds"]), meta.get("history_last", {})
+    torch.manual_seed(0)
+    last: dict = {}
+
+    def report(row: dict) -> None:
+        last.update(row)
+        print(f"  M1 epoch {int(row['epoch'])}: train ELBO {row['train_elbo']:.2f}, val ELBO {row['val_elbo']:.2f} "
+              f"({row['seconds']:.1f} s)", flush=True)
+
+    t0 = time.perf_counter()
+    m1 = fit_m1(x, config=default_m1_config((784,)), val_x=val_x, binarize=True, on_epoch_end=report,
+                train_config=TrainConfig(epochs=args.m1_epochs, batch_size=args.m1_batch, lr=args.m1_lr, seed=0, progress=False))
+    seconds = time.perf_counter() - t0
+    if cache is not None:
+        m1.save_pretrained(cache, epochs=args.m1_epochs, train_seconds=seconds, history_last=last)
+    return m1, seconds, last
+
+
+# -- runs (in worker processes) -------------------------------------------------------------------
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+@torch.no_grad()
+def _error(model: M2, x: torch.Tensor, y: torch.Tensor) -> float:
+    model.eval()
+    pred = torch.cat([model.predict(x[i: i + 2000]) for i in range(0, x.shape[0], 2000)])
+    return float((pred != y).float().mean()) * 100.0
+
+
+def run_job(job: tuple[str, int, int]) -> dict:
+    method, n, draw = job
+    a = G["args"]
+    t0 = time.perf_counter()
+    y = labelled_subset(G["train_y"], n, seed=draw)
+    result = {"method": method, "labels": n, "draw": draw}
+    if method == "M1+SVM":
+        from sklearn.svm import SVC
+
+        lab = (y >= 0).numpy()
+        svc = SVC().fit(G["means"]["train"][lab], y.numpy()[lab])
+        result["test_error"] = float((svc.predict(G["means"]["test"]) != G["test_y"].numpy()).mean()) * 100.0
+        result["val_error"] = float((svc.predict(G["means"]["val"]) != G["val_y"].numpy()).mean()) * 100.0
+    else:
+        pixels = method == "M2"
+        hidden = (300,) if n <= a.small_n else (500,)
+        if pixels:
+            config = M2Config(input_shape=(784,), hidden_dims=hidden, latent_dim=50, likelihood="bernoulli")
+            xs = {"train": G["x"]["train"], "val": G["x"]["val"], "test": G["x"]["test"]}
+            epochs = a.m2_pixel_epochs
+        else:
+            config = default_m2_codes_config(G["d"], 10, hidden_dims=hidden)
+            xs = G["codes"]
+            epochs = a.m2_epochs
+        torch.manual_seed(1000 + draw)
+        model = M2(config)
+        curve: list[dict] = []
+
+        def on_epoch(row: dict) -> None:
+            curve.append({"epoch": int(row["epoch"]), "seconds": round(time.perf_counter() - t0, 1),
+                          "train_elbo": round(row["train_elbo"], 3),
+                          "val_error": round(_error(model, xs["val"], G["val_y"]), 2),
+                          "test_error": round(_error(model, xs["test"], G["test_y"]), 2)})
+
+        fit_m2(xs["train"], y, model=model, labelled_fraction=a.labelled_fraction, on_epoch_end=on_epoch,
+               train_config=TrainConfig(epochs=epochs, batch_size=a.m2_batch, lr=a.m2_lr, seed=draw, progress=False))
+        result.update(test_error=curve[-1]["test_error"], val_error=curve[-1]["val_error"], epochs=epochs,
+                      hidden=list(hidden), curve=curve)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    print(f"  {method} N={n} draw {draw}: test error {result['test_error']:.2f}% in {result['seconds']:.0f} s", flush=True)
+    return result
+
+
+# -- FLOP floors --------------------------------------------------------------------------------
+def m2_epoch_flops(d: int, hidden: int, n_rows: int, n_lab: int, c: int = 10, latent: int = 50, out: int | None = None) -> float:
+    """Matmul FLOPs of one M2 epoch: classifier and x-part of q(z|x,y) on every row; the rest of
+    q(z|x,y) and the decoder on the N_l + C N_u expanded rows."""
+    out = out if out is not None else 2 * d
+    r = n_lab + c * (n_rows - n_lab)
+    rows = linear_train_flops([(d, hidden), (hidden, c)], n_rows) + linear_train_flops([(d, hidden)], n_rows)
+    return rows + linear_train_flops([(c, hidden), (hidden, 2 * latent), (latent + c, hidden), (hidden, out)], r, True)
+
+
+def main() -> int:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.strftime("%Y-%m-%d %H:%M")
+    load0 = os.getloadavg()
+    rate = gemm_rate(1024, 5)
+    d = load_dataset("mnist", data_dir=data_dir(args.data_dir))
+    x = {k: getattr(d, k).x.reshape(-1, 784) for k in ("train", "val", "test")}
+    print(f"MNIST {len(x['train'])}/{len(x['val'])}/{len(x['test'])}; GEMM rate {rate / 1e9:.1f} GFLOP/s "
+          f"with {args.threads} thread(s); load average {load0[0]:.2f}", flush=True)
+
+    m1, m1_seconds, m1_last = train_m1(args, x["train"], x["val"])
+    dims = active_dims(m1, x["train"])
+    codes = {k: posterior_codes(m1, v, dims) for k, v in x.items()}
+    means = {k: posterior_codes(m1, v)[:, 0].numpy() for k, v in x.items()}
+    print(f"M1: {m1_seconds:.0f} s; {dims.numel()} of 50 latent dimensions active", flush=True)
+    G.update(args=args, x=x, codes=codes, means=means, d=int(dims.numel()),
+             train_y=d.train.y, val_y=d.val.y, test_y=d.test.y)
+
+    jobs = [("M2", n, s) for n in args.labels for s in range(args.m2_pixel_draws)] if args.m2_pixel_epochs else []
+    jobs += [("M1+M2", n, s) for n in args.labels for s in range(args.draws)]
+    jobs += [("M1+SVM", n, s) for n in args.labels for s in range(args.draws)]
+    t0 = time.perf_counter()
+    with mp.get_context("fork").Pool(args.workers, initializer=_init_worker, initargs=(args.threads,)) as pool:
+        runs = pool.map(run_job, jobs, chunksize=1)
+    runs_wall = time.perf_counter() - t0
+
+    # FLOP floors of one epoch at the measured GEMM rate (one thread per process).
+    m1_flops = linear_train_flops([(784, 600), (600, 600), (600, 100), (50, 600), (600, 600), (600, 784)], 50_000)
+    floors = {"M1 epoch": m1_flops / rate}
+    for n in args.labels:
+        y_l = labelled_subset(d.train.y, n, 0)
+        _, yo = oversample_labelled(x["train"][:, :1], y_l, args.labelled_fraction)
+        hid = 300 if n <= args.small_n else 500
+        floors[f"M1+M2 epoch (N={n})"] = m2_epoch_flops(G["d"], hid, len(yo), int((yo >= 0).sum())) / rate
+        if args.m2_pixel_epochs:
+            floors[f"M2 epoch (N={n})"] = m2_epoch_flops(784, hid, len(yo), int((yo >= 0).sum()), out=784) / rate
+
+    summary = summarize(runs, m1_seconds)
+    data = {
+        "command": command(), "machine": machine(), "started": started, "load_average_start": load0,
+        "load_average_end": os.getloadavg(), "gemm_gflops_per_process": round(rate / 1e9, 2),
+        "settings": {k: v for k, v in vars(args).items()},
+        "m1": {"seconds": round(m1_seconds, 1), "epochs": args.m1_epochs, "active_dims": int(dims.numel()),
+               "last_epoch": m1_last},
+        "runs_wall_seconds": round(runs_wall, 1), "epoch_floor_seconds": {k: round(v, 2) for k, v in floors.items()},
+        "published": {m: {str(k): v for k, v in t.items()} for m, t in PUBLISHED.items()},
+        "summary": summary, "runs": runs,
+    }
+    print(markdown(data))
+    if not args.no_write:
+        md, js = write_results(args.name, markdown(data), data)
+        print(f"wrote {md} and {js}")
+    return 0
+
+
+def summarize(runs: list[dict], m1_seconds: float) -> list[dict]:
+    out = []
+    for method in ("M1+SVM", "M2", "M1+M2"):
+        for n in sorted({r["labels"] for r in runs}):
+            rs = [r for r in runs if r["method"] == method and r["labels"] == n]
+            if not rs:
+                continue
+            errs = [r["test_error"] for r in rs]
+            secs = [r["seconds"] for r in rs]
+            out.append({
+                "method": method, "labels": n, "draws": len(rs),
+                "test_error_mean": round(statistics.fmean(errs), 2),
+                "test_error_std": round(statistics.stdev(errs), 2) if len(errs) > 1 else None,
+                "test_errors": errs, "seconds_mean": round(statistics.fmean(secs), 1),
+                "m1_seconds": round(m1_seconds, 1) if method != "M2" else 0.0,
+                "published": PUBLISHED[method].get(n),
+            })
+    return out
+
+
+def markdown(data: dict) -> str:
+    s = data["settings"]
+    lines = [
+        "# Semi-supervised MNIST: M1+SVM, M2, M1+M2 (Kingma et al. 2014, Table 1)", "",
+        f"Command: `{data['command']}`  ",
+        f"Machine: {data['machine']}; load average {data['load_average_start'][0]:.2f} at the start, "
+        f"{data['load_average_end'][0]:.2f} at the end (the 2 cores are shared with other jobs)  ",
+        f"Started {data['started']}; {s['workers']} worker process(es) with {s['threads']} thread(s) each; "
+        f"measured GEMM rate per process {data['gemm_gflops_per_process']} GFLOP/s.", "",
+        f"M1: {s['m1_epochs']} epochs (batch {s['m1_batch']}, Adam {s['m1_lr']}), trained once in "
+        f"**{data['m1']['seconds']:.0f} s** and shared by every M1+SVM and M1+M2 run; "
+        f"{data['m1']['active_dims']} of its 50 latent dimensions are active (posterior-mean std > 0.1). "
+        f"M2: {s['m2_epochs']} epochs on M1's codes (batch {s['m2_batch']}, Adam {s['m2_lr']}, alpha 0.1, "
+        f"labelled rows oversampled to {s['labelled_fraction']:.0%} of each batch)"
+        + (f"; M2 on pixels: {s['m2_pixel_epochs']} epochs." if s["m2_pixel_epochs"] else "; M2 on pixels not run."), "",
+        "Test error (%) after the last epoch, mean ± std over label draws (seeds 0, 1, ...); time per run is the "
+        "wall-clock time of that run in its process (for M1+M2 add M1's time, paid once).", "",
+        "| N | method | test error % | per draw | time per run (s) | + M1 (s, once) | published |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(data["summary"], key=lambda r: (r["labels"], r["method"])):
+        std = f" ± {r['test_error_std']:.2f}" if r["test_error_std"] is not None else ""
+        pub = "–" if r["published"] is None else f"{r['published']:.2f}" + (" (TSVM)" if r["method"] == "M1+SVM" else "")
+        per = ", ".join(f"{e:.2f}" for e in r["test_errors"])
+        lines.append(f"| {r['labels']} | {r['method']} | {r['test_error_mean']:.2f}{std} | {per} | "
+                     f"{r['seconds_mean']:.0f} | {r['m1_seconds']:.0f} | {pub} |")
+    floors = ", ".join(f"{k} {v:.1f} s" for k, v in data["epoch_floor_seconds"].items())
+    lines += ["", f"Epoch floors (matmul FLOPs / measured GEMM rate): {floors}.", "",
+              f"The authors' code ran 3000 epochs: about {AUTHORS_CPU_HOURS_N3000:.0f} CPU-hours for N = 3000.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Latent statistics: active units and the KL per latent dimension.
+
+Active units (Burda, Grosse & Salakhutdinov 2015, section 5.2): a unit u is active when
+A_u = Cov_x( E_{q(u|x)}[u] ) > 0.01, i.e. when its posterior mean moves with the input; an
+inactive unit's posterior collapses onto the prior. The KL per dimension,
+E_x KL(q(z_j|x) || p(z_j)), shows the same from the objective's side (Kingma & Welling, app. B).
+For a two-stochastic-layer IWAE the top layer is measured, with E[h2|x] taken at h1 = E[h1|x].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .. import losses
+from ..errors import ConfigError
+
+
+@dataclass
+class ActiveUnits:
+    count: int
+    variances: torch.Tensor   # (D,) Var_x E_q[z_j | x]
+    threshold: float
+
+    @property
+    def active(self) -> torch.Tensor:
+        """Boolean mask of the active units, (D,)."""
+        return self.variances > self.threshold
+
+
+@torch.no_grad()
+def posterior_parameters(
+    model: Any, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Posterior means (N, D) and log-variances (N, D) (None for a deterministic code), batched."""
+    was_training = model.training
+    model.eval()
+    means, logvars = [], []
+    for start in range(0, x.shape[0], batch_size):
+        yb = None if y is None else y[start:start + batch_size]
+        lat = model.encode(x[start:start + batch_size], yb)
+        means.append(lat.mean.float())
+        if hasattr(lat, "logvar"):
+            logvars.append(lat.logvar.float())
+    model.train(was_training)
+    return torch.cat(means), (torch.cat(logvars) if logvars else None)
+
+
+def active_units(
+    model: Any, x: torch.Tensor, y: torch.Tensor | None = None, threshold: float = 0.01, batch_size: int = 1000
+) -> ActiveUnits:
+    """Units whose posterior mean varies over the data by more than ``threshold`` (Burda et al.: 0.01)."""
+    means, _ = posterior_parameters(model, x, y, batch_size)
+    if means.shape[0] < 2:
+        raise ConfigError(f"Active units need at least 2 inputs to measure a variance; got {means.shape[0]}.")
+    variances = means.var(dim=0, unbiased=True)
+    return ActiveUnits(int((variances > threshold).sum()), variances, threshold)
+
+
+def kl_per_dimension(model: Any, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000) -> torch.Tensor:
+    """E_x KL(q(z_j|x) || N(0, 1)) for each latent dimension j, in nats, (D,)."""
+    means, logvars = posterior_parameters(model, x, y, batch_size)
+    if logvars is None:
+        raise ConfigError(f"{type(model).__name__} has a deterministic code; the KL per dimension needs a Gaussian q(z|x).")
+    return losses.gaussian_kl_per_dim(means, logvars).mean(0)

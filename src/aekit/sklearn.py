@@ -1,0 +1,349 @@
+"""scikit-learn estimators for the autoencoder family: ``AutoencoderReducer`` and ``VAEReducer``.
+
+Dimensionality reduction with a trained encoder, as in Hinton & Salakhutdinov 2006 ("Reducing the
+dimensionality of data with neural networks") for the deterministic autoencoders and Kingma &
+Welling 2013 ("Auto-Encoding Variational Bayes") for the variational ones, where ``transform``
+returns the posterior mean. Any registry model can be used by name (``model=``); what the
+estimator does with it is decided by the model's capability flags, never by its name.
+
+The scikit-learn contract: ``__init__`` only stores parameters, ``fit`` returns self, fitted
+attributes end in ``_``, float32 input gives float32 output, pickling and ``clone`` work (the torch
+module is pickled as safetensors bytes plus its JSON config, never as torch internals), and
+``save_pretrained`` / ``from_pretrained`` write and read safetensors + JSON with no pickle at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from safetensors.torch import load as _st_load
+from safetensors.torch import save as _st_save
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from . import registry
+from .errors import CheckpointError, ConfigError
+from .semi_sklearn import M1Classifier, M2Classifier  # noqa: F401  semi-supervised classifiers (Kingma et al. 2014)
+
+ESTIMATOR_NAME = "estimator.json"
+_BATCH = 4096  # rows per forward pass in transform / inverse_transform / score
+_FLOATS = [np.float64, np.float32]
+
+
+class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Shared fit / transform / inverse_transform / pickling / saving of the two reducers.
+
+    Subclasses only declare their parameters (scikit-learn reads them from ``__init__``), whether
+    the model must have a likelihood, and what ``score`` means.
+    """
+
+    _needs_likelihood: ClassVar[bool] = False
+
+    # -- building -------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        for name in ("n_components", "max_epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ConfigError(f"{name}={value!r} must be a positive integer.")
+        if isinstance(self.learning_rate, bool) or not isinstance(self.learning_rate, (int, float)) or not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate={self.learning_rate!r} must be a positive number.")
+        if self.model_options is not None and not isinstance(self.model_options, dict):
+            raise ConfigError(f"model_options={self.model_options!r} must be a dict of the model's config fields or None.")
+
+    def _model_class(self) -> tuple[type, type]:
+        model_cls, config_cls = registry.get(self.model)
+        if model_cls.is_conditional:
+            raise ConfigError(
+                f"model={self.model!r} is conditional (it needs a label to encode), which transform(X) cannot give; "
+                "use an unconditional model."
+            )
+        if self._needs_likelihood and not model_cls.has_likelihood:
+            raise ConfigError(
+                f"model={self.model!r} has no likelihood (no ELBO), so {type(self).__name__} cannot use it; "
+                "use AutoencoderReducer for deterministic models."
+            )
+        return model_cls, config_cls
+
+    def _build_config(self, config_cls: type, X: np.ndarray) -> Any:
+        """The model config: input_shape=(n_features,), latent_dim=n_components, hidden_dims, plus model_options."""
+        options = dict(self.model_options or {})
+        for key, param in (("latent_dim", "n_components"), ("hidden_dims", "hidden_dims")):
+            if key in options:
+                raise ConfigError(f"model_options[{key!r}] duplicates the estimator's {param} parameter; set {param} instead.")
+        n_features = X.shape[1]
+        shape = tuple(options.pop("input_shape", (n_features,)))
+        if int(np.prod(shape)) != n_features:
+            raise ConfigError(f"model_options['input_shape']={list(shape)} has {int(np.prod(shape))} values; X has {n_features} features.")
+        options.update(input_shape=shape, latent_dim=int(self.n_components), hidden_dims=tuple(self.hidden_dims))
+        names = {f.name for f in dataclasses.fields(config_cls)}
+        if "likelihood" in names and "likelihood" not in options:
+            # Bernoulli (sigmoid outputs, cross-entropy) suits data in [0, 1] such as pixel
+            # intensities; anything else gets a Gaussian decoder (squared error). A model that
+            # accepts only one likelihood keeps its own default.
+            in_unit = bool(X.size) and float(X.min()) >= 0.0 and float(X.max()) <= 1.0
+            try:
+                return config_cls.from_dict({**options, "likelihood": "bernoulli" if in_unit else "gaussian"})
+            except ConfigError:
+                pass
+        return config_cls.from_dict(options)
+
+    def fit(self, X: Any, y: Any = None) -> "_BaseReducer":
+        """Train a fresh model on X (n_samples, n_features); labels are used only by models that use them."""
+        from .config import TrainConfig
+        from .train import fit as train_fit
+
+        self._check_params()
+        X = validate_data(self, X, dtype=_FLOATS)
+        model_cls, config_cls = self._model_class()
+        config = self._build_config(config_cls, X)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        train_config = TrainConfig(
+            epochs=int(self.max_epochs), batch_size=int(self.batch_size), lr=float(self.learning_rate),
+            seed=seed, progress=bool(self.verbose), device=self.device,
+        )
+        labels = None
+        if y is not None and model_cls.uses_labels:
+            labels = torch.as_tensor(np.asarray(y), dtype=torch.long)
+        printer = None
+        if self.verbose:
+            def printer(row: dict[str, float]) -> None:
+                print(f"[{type(self).__name__}] epoch {int(row['epoch'])}/{self.max_epochs}: "
+                      f"loss {row['train_loss']:.5g} ({row['seconds']:.1f}s)", flush=True)
+        x = _as_tensor(X, config.input_shape)
+        # The seed alone decides the initial weights and the batch order; the caller's torch RNG is left as it was.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = model_cls(config)
+            result = train_fit(model, x, labels, config=train_config, on_epoch_end=printer)
+        model.eval()
+        self.model_ = model
+        self.n_iter_ = int(result.epochs_run)
+        self.history_ = result.history
+        self.fit_seconds_ = float(result.seconds)
+        self._seed = seed
+        self._n_features_out = int(self.n_components)
+        return self
+
+    # -- using ----------------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return next(self.model_.parameters()).device
+
+    @torch.no_grad()
+    def _map(self, fn: Any, x: torch.Tensor) -> np.ndarray:
+        """fn applied to batches of x, concatenated as float32 numpy (N, ...)."""
+        self.model_.eval()
+        dev = self._device()
+        out = [fn(x[i : i + _BATCH].to(dev)).float().cpu() for i in range(0, x.shape[0], _BATCH)]
+        return torch.cat(out).numpy() if out else np.zeros((0,), np.float32)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The deterministic code (the posterior mean for variational models), (n_samples, n_components)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_FLOATS, reset=False)
+        Z = self._map(self.model_.embed, _as_tensor(X, self.model_.config.input_shape))
+        return Z.reshape(X.shape[0], self.n_components).astype(X.dtype, copy=False)
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Decoder means at the codes X (n_samples, n_components), back in input space (n_samples, n_features)."""
+        check_is_fitted(self)
+        Z = check_array(X, dtype=_FLOATS)
+        if Z.shape[1] != self.n_components:
+            raise ValueError(f"inverse_transform got codes with {Z.shape[1]} columns; expected n_components={self.n_components}.")
+        out = self._map(lambda z: self.model_.decode(z).mean(), _as_tensor(Z, (Z.shape[1],)))
+        return out.reshape(Z.shape[0], self.n_features_in_).astype(Z.dtype, copy=False)
+
+    def reconstruction_error(self, X: Any) -> float:
+        """Mean squared error of decode(encode(X)) over all entries."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_FLOATS, reset=False)
+        rec = self._map(self.model_.reconstruct, _as_tensor(X, self.model_.config.input_shape))
+        return float(np.mean((rec.reshape(X.shape).astype(np.float64) - X) ** 2))
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # Computation is in float32; the output has the input's float type.
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # -- pickling: the module travels as safetensors bytes + JSON config ----------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__ itself
+        model = state.pop("model_", None)
+        if model is not None:
+            state["_model_blob"] = _pack(model)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        blob = state.pop("_model_blob", None)
+        super().__setstate__(state)
+        if blob is not None:
+            self.model_ = _unpack(blob)
+
+    # -- saving ---------------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write the model (config.json + model.safetensors) and the estimator (estimator.json) into directory."""
+        from .io import atomic_write_text, save_pretrained
+
+        check_is_fitted(self)
+        directory = save_pretrained(self.model_, directory)
+        meta = {
+            "estimator": type(self).__name__,
+            "params": _jsonable(self.get_params()),
+            "n_features_in_": int(self.n_features_in_),
+            "feature_names_in_": [str(f) for f in getattr(self, "feature_names_in_", [])] or None,
+            "n_iter_": self.n_iter_,
+            "fit_seconds_": self.fit_seconds_,
+            "history_": _jsonable(self.history_),
+            "seed": self._seed,
+        }
+        atomic_write_text(Path(directory) / ESTIMATOR_NAME, json.dumps(meta, indent=2) + "\n")
+        return Path(directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "_BaseReducer":
+        """Rebuild a fitted estimator written by ``save_pretrained`` (no pickle involved)."""
+        from .io import from_pretrained
+
+        path = Path(directory) / ESTIMATOR_NAME
+        if not path.is_file():
+            raise CheckpointError(f"{str(directory)!r} holds no saved estimator: it has no {ESTIMATOR_NAME}.")
+        try:
+            meta = json.loads(path.read_text())
+            target = {c.__name__: c for c in (AutoencoderReducer, VAEReducer)}[meta["estimator"]]
+            params = dict(meta["params"])
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{str(path)!r} is not a readable aekit estimator file ({type(exc).__name__}: {exc}).") from None
+        if not issubclass(target, cls):
+            raise CheckpointError(f"{str(directory)!r} holds a {target.__name__}, not a {cls.__name__}.")
+        if isinstance(params.get("hidden_dims"), list):
+            params["hidden_dims"] = tuple(params["hidden_dims"])
+        try:
+            est = target(**params)
+        except TypeError as exc:
+            raise CheckpointError(f"{str(path)!r} has parameters {target.__name__} does not take ({exc}).") from None
+        est.model_ = from_pretrained(directory)
+        est.n_features_in_ = int(meta["n_features_in_"])
+        if meta.get("feature_names_in_"):
+            est.feature_names_in_ = np.asarray(meta["feature_names_in_"], dtype=object)
+        est.n_iter_ = int(meta.get("n_iter_", 0))
+        est.history_ = list(meta.get("history_", []))
+        est.fit_seconds_ = float(meta.get("fit_seconds_", 0.0))
+        est._seed = int(meta.get("seed", 0))
+        est._n_features_out = int(est.n_components)
+        return est
+
+
+class AutoencoderReducer(_BaseReducer):
+    """Reduce dimension with a deterministic autoencoder from the registry (``model``, default "ae").
+
+    ``n_components`` is the latent size; ``hidden_dims`` the encoder's hidden layers (the decoder
+    mirrors them); ``model_options`` any other config field of the model (e.g. ``{"architecture":
+    "conv", "input_shape": [1, 28, 28]}`` to read each row as an image). When the model has a
+    ``likelihood`` field that ``model_options`` does not set, it is Bernoulli for data in [0, 1]
+    and Gaussian otherwise. ``score`` is the negative mean squared reconstruction error.
+    """
+
+    def __init__(self, model: str = "ae", n_components: int = 2, model_options: dict | None = None,
+                 hidden_dims: tuple[int, ...] = (256, 128), max_epochs: int = 50, batch_size: int = 128,
+                 learning_rate: float = 1e-3, random_state: Any = None, verbose: bool = False, device: str = "cpu"):
+        self.model = model
+        self.n_components = n_components
+        self.model_options = model_options
+        self.hidden_dims = hidden_dims
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Negative mean squared reconstruction error (higher is better, as scikit-learn expects)."""
+        return -self.reconstruction_error(X)
+
+
+class VAEReducer(_BaseReducer):
+    """Reduce dimension with a variational model from the registry (``model``, default "vae").
+
+    ``transform`` returns the posterior mean E[z|x]; ``score`` is the mean ELBO per example in nats
+    (Monte-Carlo, with a fixed seed so repeated calls agree). Parameters as in AutoencoderReducer.
+    """
+
+    _needs_likelihood = True
+
+    def __init__(self, n_components: int = 2, model: str = "vae", model_options: dict | None = None,
+                 hidden_dims: tuple[int, ...] = (256, 128), max_epochs: int = 50, batch_size: int = 128,
+                 learning_rate: float = 1e-3, random_state: Any = None, verbose: bool = False, device: str = "cpu"):
+        self.n_components = n_components
+        self.model = model
+        self.model_options = model_options
+        self.hidden_dims = hidden_dims
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.random_state = random_state
+        self.verbose = verbose
+        self.device = device
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean ELBO per example (the model's ``elbo`` loss term; minus its loss if it reports none)."""
+        from .train import evaluate_loss
+
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_FLOATS, reset=False)
+        x = _as_tensor(X, self.model_.config.input_shape).to(self._device())
+        labels = torch.as_tensor(np.asarray(y), dtype=torch.long) if (y is not None and self.model_.uses_labels) else None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self._seed)  # the reparameterization noise, so score(X) is repeatable
+            terms = evaluate_loss(self.model_, x, labels, batch_size=_BATCH)
+        return float(terms["elbo"]) if "elbo" in terms else -float(terms["loss"])
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _as_tensor(X: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+    """(N, prod(shape)) numpy -> float32 tensor (N, *shape); copies read-only input (torch needs writable memory)."""
+    arr = np.ascontiguousarray(X, dtype=np.float32)
+    if not arr.flags.writeable:
+        arr = arr.copy()
+    return torch.from_numpy(arr).reshape(arr.shape[0], *shape)
+
+
+def _pack(model: torch.nn.Module) -> dict[str, Any]:
+    weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    pre = getattr(model, "preprocessing", None)
+    return {
+        "model_type": registry.name_of(model),
+        "config": model.config.to_dict(),
+        "preprocessing": pre.to_dict() if pre is not None else None,
+        "weights": _st_save(weights),
+    }
+
+
+def _unpack(blob: dict[str, Any]) -> torch.nn.Module:
+    model_cls, config_cls = registry.get(blob["model_type"])
+    model = model_cls(config_cls.from_dict(blob["config"]))
+    model.load_state_dict(_st_load(blob["weights"]), strict=True)
+    if blob.get("preprocessing"):
+        from .data import Preprocessing
+
+        model.preprocessing = Preprocessing.from_dict(blob["preprocessing"])
+    return model.eval()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return None  # e.g. a RandomState instance: not reproducible from JSON, stored as None

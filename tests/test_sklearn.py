@@ -1,0 +1,191 @@
+"""scikit-learn estimators: the library's own estimator checks, the contract a user relies on
+(Pipeline, GridSearchCV, pickle, clone, float32, save/load) and the mathematics: a linear
+autoencoder reaches PCA's reconstruction error and subspace (Baldi & Hornik 1989), and the VAE
+score is the ELBO recomputed with torch.distributions."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from aekit import registry
+from aekit.errors import CheckpointError, ConfigError
+from aekit.sklearn import AutoencoderReducer, VAEReducer
+
+# Check-time training is tiny: the checks test the API, not the fit.
+TINY = dict(hidden_dims=(8,), max_epochs=2, batch_size=64)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # These models are tiny: one thread avoids OpenMP spin contention on a shared 2-core machine
+    # (function-scoped so that it applies after the conftest's own thread setting).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def expected_failed_checks(estimator):
+    return {}  # every scikit-learn check passes; nothing is marked as an expected failure
+
+
+@parametrize_with_checks([AutoencoderReducer(**TINY), VAEReducer(**TINY)], expected_failed_checks=expected_failed_checks)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32), y
+
+
+def test_linear_autoencoder_reaches_pca(digits):
+    X, _ = digits
+    pca = PCA(4).fit(X)
+    pca_mse = float(np.mean((pca.inverse_transform(pca.transform(X)) - X) ** 2))
+    ae = AutoencoderReducer(n_components=4, hidden_dims=(), model_options={"activation": "identity", "likelihood": "gaussian"},
+                            max_epochs=200, learning_rate=1e-2, batch_size=256, random_state=0).fit(X)
+    ae_mse = -ae.score(X)
+    # PCA is the best rank-4 affine reconstruction, so the linear AE can approach it but not beat it.
+    assert pca_mse * (1 - 1e-4) <= ae_mse <= pca_mse * 1.03
+    # The decoder's image spans the principal subspace: cosines of the principal angles near 1.
+    basis = ae.inverse_transform(np.eye(4, dtype=np.float32)) - ae.inverse_transform(np.zeros((1, 4), np.float32))
+    q_ae, _ = np.linalg.qr(basis.T.astype(np.float64))
+    cosines = np.linalg.svd(pca.components_ @ q_ae, compute_uv=False)
+    assert cosines.min() > 0.98
+
+
+def test_score_is_negative_reconstruction_mse(digits):
+    X, _ = digits
+    ae = AutoencoderReducer(n_components=3, hidden_dims=(16,), max_epochs=3, random_state=0).fit(X)
+    recon = ae.inverse_transform(ae.transform(X))
+    assert ae.score(X) == pytest.approx(-np.mean((recon.astype(np.float64) - X) ** 2), rel=1e-5)
+
+
+def test_vae_score_is_the_elbo(digits):
+    X, _ = digits
+    vae = VAEReducer(n_components=3, hidden_dims=(16,), max_epochs=3, random_state=0).fit(X)
+    m = vae.model_
+    x = torch.from_numpy(X)
+    with torch.no_grad():
+        lat = m.encode(x)
+        q = torch.distributions.Normal(lat.mean, lat.std)
+        prior = torch.distributions.Normal(torch.zeros_like(lat.mean), torch.ones_like(lat.mean))
+        kl = torch.distributions.kl_divergence(q, prior).sum(1)
+        gen = torch.Generator().manual_seed(1)
+        z = lat.mean + lat.std * torch.randn((64, *lat.mean.shape), generator=gen)  # (64, N, 3)
+        logits = m.decode(z.reshape(-1, 3)).loc.reshape(64, *x.shape)
+        log_px = torch.distributions.Bernoulli(logits=logits, validate_args=False).log_prob(x).sum(-1).mean(0)
+    elbo = float((log_px - kl).mean())
+    # One Monte-Carlo sample per example in score, 64 here: they agree to the Monte-Carlo error.
+    assert vae.score(X) == pytest.approx(elbo, abs=0.3)
+    assert vae.score(X) == vae.score(X)  # seeded: repeatable
+    assert np.allclose(vae.transform(X), lat.mean.numpy(), atol=1e-6)  # transform is the posterior mean
+
+
+def test_float32_preserved_and_float64_kept(digits):
+    X, _ = digits
+    ae = AutoencoderReducer(n_components=2, **TINY, random_state=0).fit(X)
+    assert ae.transform(X).dtype == np.float32
+    assert ae.transform(X.astype(np.float64)).dtype == np.float64
+    assert ae.inverse_transform(ae.transform(X)).dtype == np.float32
+
+
+def test_pipeline_and_grid_search(digits):
+    X, y = digits
+    pipe = Pipeline([("ae", AutoencoderReducer(n_components=8, hidden_dims=(32,), max_epochs=8, random_state=0)),
+                     ("clf", LogisticRegression(max_iter=500))])
+    pipe.fit(X[:1200], y[:1200])
+    assert pipe.score(X[1200:], y[1200:]) > 0.5  # 10 classes: chance is 0.1
+    assert list(pipe[:-1].get_feature_names_out()) == [f"autoencoderreducer{i}" for i in range(8)]
+    grid = GridSearchCV(AutoencoderReducer(hidden_dims=(32,), max_epochs=8, random_state=0),
+                        {"n_components": [1, 8]}, cv=2).fit(X)
+    # More latent dimensions reconstruct held-out folds better: the grid must pick 8.
+    assert grid.best_params_ == {"n_components": 8}
+
+
+def test_pickle_clone_and_save_pretrained(digits, tmp_path):
+    X, _ = digits
+    for est in (AutoencoderReducer(n_components=2, **TINY, random_state=0), VAEReducer(n_components=2, **TINY, random_state=0)):
+        est.fit(X)
+        z = est.transform(X)
+        again = pickle.loads(pickle.dumps(est))
+        np.testing.assert_array_equal(again.transform(X), z)
+        fresh = clone(est)
+        assert not hasattr(fresh, "model_") and fresh.get_params() == est.get_params()
+        out = tmp_path / type(est).__name__
+        est.save_pretrained(out)
+        assert {p.name for p in out.iterdir()} >= {"config.json", "model.safetensors", "estimator.json"}
+        loaded = type(est).from_pretrained(out)
+        np.testing.assert_array_equal(loaded.transform(X), z)
+        assert loaded.get_params() == est.get_params()
+    with pytest.raises(CheckpointError):
+        AutoencoderReducer.from_pretrained(tmp_path / "VAEReducer")  # holds a VAEReducer
+    with pytest.raises(CheckpointError):
+        VAEReducer.from_pretrained(tmp_path / "missing")
+
+
+def test_pickle_does_not_pickle_torch_modules(digits):
+    X, _ = digits
+    est = AutoencoderReducer(n_components=2, **TINY, random_state=0).fit(X)
+    state = est.__getstate__()
+    assert "model_" not in state and isinstance(state["_model_blob"]["weights"], bytes)
+    assert hasattr(est, "model_")  # getting the state must not strip the live estimator
+
+
+def test_random_state_reproducible_and_rng_untouched(digits):
+    X, _ = digits
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = AutoencoderReducer(n_components=2, **TINY, random_state=7).fit_transform(X)
+    assert torch.equal(torch.rand(3), expected)  # the caller's torch RNG is left as it was
+    b = AutoencoderReducer(n_components=2, **TINY, random_state=7).fit_transform(X)
+    c = AutoencoderReducer(n_components=2, **TINY, random_state=8).fit_transform(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_conv_model_reads_rows_as_images(digits):
+    X, _ = digits
+    est = AutoencoderReducer(n_components=3, hidden_dims=(16,), max_epochs=1, random_state=0,
+                             model_options={"architecture": "conv", "conv_channels": [4, 8], "input_shape": [1, 8, 8]}).fit(X)
+    assert est.transform(X).shape == (len(X), 3)
+    assert est.inverse_transform(est.transform(X[:5])).shape == (5, 64)
+
+
+def test_user_errors(digits):
+    X, _ = digits
+    with pytest.raises(ConfigError, match="n_components"):
+        AutoencoderReducer(n_components=0).fit(X)
+    with pytest.raises(ConfigError, match="latent_dim"):
+        AutoencoderReducer(model_options={"latent_dim": 3}).fit(X)
+    with pytest.raises(ConfigError, match="input_shape"):
+        AutoencoderReducer(model_options={"input_shape": [1, 7, 7]}).fit(X)
+    with pytest.raises(ConfigError, match="Unknown option 'nonsense'"):
+        AutoencoderReducer(model_options={"nonsense": 1}).fit(X)
+    with pytest.raises(ConfigError, match="no likelihood"):
+        VAEReducer(model="ae").fit(X)
+    with pytest.raises(ConfigError, match="Unknown model"):
+        AutoencoderReducer(model="no-such-model").fit(X)
+
+
+def test_conditional_models_are_refused_by_flag(digits, monkeypatch):
+    X, y = digits
+    vae_cls, vae_config = registry.get("vae")
+    conditional = type("ConditionalForTest", (vae_cls,), {"is_conditional": True})
+    monkeypatch.setitem(registry.REGISTRY, "conditional-for-test", (conditional, vae_config))
+    with pytest.raises(ConfigError, match="conditional"):
+        VAEReducer(model="conditional-for-test").fit(X, y)
