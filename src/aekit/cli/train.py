@@ -152,6 +152,10 @@ def run_train(args: argparse.Namespace) -> int:
         terms = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("train_", "val_")))
         say(f"epoch {int(row['epoch'])}/{tc.epochs}  {terms}  ({row['seconds']:.1f}s)", flush=True)
 
+    if getattr(model, "has_pretraining", False) and getattr(config, "pretrain_epochs", 0) > 0 and not args.resume:
+        # Greedy layer-wise pretraining (Bengio et al. 2007; Vincent et al. 2010) before supervised fine-tuning.
+        say(f"greedy layer-wise pretraining: {config.pretrain_epochs} epochs per layer -> {out / 'layers'}")
+        model.pretrain(x, config=tc.replace(epochs=config.pretrain_epochs), val_x=val_x, run_dir=out / "layers")
     result = fit(model, x, y, config=tc, val_x=val_x, val_y=val_y, run_dir=out, resume=args.resume,
                  binarize=args.binarize == "dynamic", on_epoch_end=report)
     if not dist.is_main():
