@@ -223,6 +223,14 @@ def test_m1_and_m1_m2_classifiers_fit_predict_and_pickle():
         np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict(X[:20]), est.predict(X[:20]))
         assert clone(est).get_params() == est.get_params()
     assert stack.m1_dims_.ndim == 1 and stack.m1_dims_.size >= 1
+    from aekit.semi import M1M2
+
+    both = M1M2(stack.m1_, torch.from_numpy(stack.m1_dims_), stack.model_)
+    a, s = both.analogy_grids(torch.from_numpy(X[:3]), None, n_styles=4, generator=torch.Generator().manual_seed(0))
+    assert a.shape == (3, 11, 64) and s.shape == (10, 4, 64) and bool(((s >= 0) & (s <= 1)).all())
+    torch.testing.assert_close(a[:, 0], torch.from_numpy(X[:3]))
+    probs = both.predict_proba(torch.from_numpy(X[:20])).numpy()
+    np.testing.assert_allclose(probs, stack.predict_proba(X[:20]), rtol=1e-5, atol=1e-6)
     assert m1.transform(X[:5]).shape == (5, 8)
     assert not hasattr(m1, "predict_proba")                               # SVC() has no probabilities
 

@@ -229,6 +229,33 @@ class M1M2:
     def predict(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         return self.predict_proba(x, batch_size).argmax(1)
 
+    @torch.no_grad()
+    def decode_pixels(self, z2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x from the stack's generative model: M2's mean z1 given (z2, y), M1's inactive dimensions at 0
+        (their prior mean), then M1's decoder mean; (N, *M1 input shape)."""
+        self.m1.eval()
+        self.m2.eval()
+        z1_kept = self.m2.decode(z2, y).mean()                                   # (N, d)
+        z1 = z1_kept.new_zeros(z2.shape[0], self.m1.config.latent_dim)
+        z1[:, self.dims.to(z1.device)] = z1_kept
+        return self.m1.decode(z1).mean()
+
+    @torch.no_grad()
+    def analogy_grids(self, x: torch.Tensor, y: torch.Tensor | None = None, n_styles: int = 10,
+                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The analogies of Kingma et al. 2014 (Fig. 1) through both layers, as in
+        aekit.evaluate.analogy.analogy_grids: (R, 1 + C, *shape) and (C, n_styles, *shape)."""
+        codes = self.codes(x)
+        labels = self.m2.predict(codes) if y is None else torch.where(y >= 0, y, self.m2.predict(codes))
+        z2 = self.m2.embed(codes, labels)                                        # (R, D2) the styles
+        r, k = z2.shape[0], self.m2.config.num_classes
+        classes = torch.arange(k)
+        dec = self.decode_pixels(z2.repeat_interleave(k, 0), classes.repeat(r)).reshape(r, k, *x.shape[1:])
+        analogies = torch.cat([x.unsqueeze(1), dec], dim=1)
+        z = torch.randn(n_styles, z2.shape[1], generator=generator)
+        styles = self.decode_pixels(z.repeat(k, 1), classes.repeat_interleave(n_styles))
+        return analogies, styles.reshape(k, n_styles, *x.shape[1:])
+
     def save_pretrained(self, directory: str | Path) -> Path:
         """m1/ and m2/ as saved models (safetensors + config.json) and stack.json with the kept dims."""
         from .io import atomic_write_text

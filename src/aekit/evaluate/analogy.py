@@ -62,6 +62,11 @@ def save_analogy_figure(model: Any, x: torch.Tensor, y: torch.Tensor | None, pat
     analogies, styles = analogy_grids(model, x, y, n_styles, torch.Generator().manual_seed(seed))
     pre = getattr(model, "preprocessing", None)
     shape = tuple(pre.input_shape) if pre is not None else tuple(model.config.input_shape)
+    return save_analogy_panels(analogies, styles, shape, path)
+
+
+def save_analogy_panels(analogies: torch.Tensor, styles: torch.Tensor, shape: tuple[int, ...], path: str | Path) -> Path:
+    """Write the two grids of ``analogy_grids`` (items of ``shape``, values in [0, 1]) side by side."""
     panels = []
     for grid in (analogies, styles):
         rows = [plots.as_images(grid[i], shape) for i in range(grid.shape[0])]

@@ -22,8 +22,11 @@ by 0.1 * N / N_l). Divided by N, the per-row objective is
 which is what ``loss`` computes on a batch: the batch mean of the per-row -L / -U plus ``alpha`` times
 the mean of -log q(y|x) over the batch's labelled rows (zero when a batch has none). So ``alpha`` is the
 paper's 0.1, and each labelled example's classification term weighs 0.1 * N / N_l times one example's
-ELBO, exactly as in the paper. When labelled rows are oversampled (aekit.semi.oversample_labelled) the
-classification term keeps that weight; the labelled rows' L(x, y) then count more than in the paper.
+ELBO, exactly as in the paper. When labelled rows are oversampled to a share f of the rows
+(aekit.semi.oversample_labelled, to have some in every batch), the classification term keeps its
+weight, while the ELBO mean gives the labelled rows' L(x, y) a share f instead of N_l / N, and the
+unlabelled rows' U(x) a share 1 - f: the classification term then weighs 1 / (1 - f) times more
+against U(x) than in the paper.
 
 ``input_noise='gaussian'`` is for M1+M2 (aekit.semi): each input is (2, *input_shape), the mean and
 log-variance of M1's posterior q(z1 | x); in training every pass draws a fresh z1 from it (as the
