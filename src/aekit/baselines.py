@@ -68,7 +68,9 @@ class Baseline:
 
 
 class PCABaseline(Baseline):
-    """Exact PCA: the eigendecomposition of the covariance (n >= features) or a full SVD; no randomness."""
+    """Exact PCA in float64: the eigendecomposition of the covariance (n >= features) or a full SVD;
+    no randomness. (A float32 covariance of 50k MNIST images already moves a few test points'
+    nearest neighbours in 2-D.)"""
 
     name = "pca"
     has_inverse = True
@@ -78,8 +80,11 @@ class PCABaseline(Baseline):
 
         self._cap_components(min(X.shape), "PCA gives at most min(samples, features)")
         solver = "covariance_eigh" if X.shape[0] >= X.shape[1] else "full"
-        self.estimator = PCA(self.n_components, svd_solver=solver).fit(X)
+        self.estimator = PCA(self.n_components, svd_solver=solver).fit(np.asarray(X, dtype=np.float64))
         return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return self.estimator.transform(np.asarray(X, dtype=np.float64))
 
 
 class NMFBaseline(Baseline):
