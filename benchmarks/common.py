@@ -25,16 +25,18 @@ def data_dir(arg: str | None) -> str | None:
     return str(DEFAULT_DATA) if DEFAULT_DATA.is_dir() else None
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return (f"{cpu}; {os.cpu_count()} logical CPUs; torch {torch.__version__} with {torch.get_num_threads()} threads; "
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine() -> str:
+    return (f"{cpu_name()}; {os.cpu_count()} logical CPUs; torch {torch.__version__} with {torch.get_num_threads()} threads; "
             f"Python {platform.python_version()}")
 
 

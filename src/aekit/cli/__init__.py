@@ -14,11 +14,11 @@ import sys
 
 from ..errors import AekitError
 
-COMMAND_MODULES = ["train", "evaluate", "generate", "datasets"]
-COMMAND_MODULES += ["denoise", "stacked"]  # aekit denoise; aekit pretrain / finetune
-COMMAND_MODULES += ["study"]  # aekit study latent-dim / latent-space
-COMMAND_MODULES += ["analogy"]  # aekit analogy RUN --out grid.png
-COMMAND_MODULES += ["compare"]  # aekit compare --data DATA: autoencoders vs PCA, NMF, KPCA, LDA, t-SNE, UMAP
+COMMAND_MODULES = [
+    "train", "evaluate", "generate", "datasets",   # train, evaluate, sample / reconstruct / encode, datasets
+    "denoise", "stacked",                          # denoise; pretrain / finetune
+    "study", "analogy", "compare",                 # study latent-dim / latent-space; analogy; compare
+]
 
 
 class _Parser(argparse.ArgumentParser):
