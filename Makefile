@@ -18,7 +18,7 @@ setup: $(BIN)/aekit
 demo: setup
 	rm -rf runs/demo
 	$(BIN)/aekit train --model vae --data digits --epochs 60 --latent-dim 2 --hidden-dims 256 128 --out runs/demo
-	$(BIN)/aekit evaluate runs/demo --data digits
+	$(BIN)/aekit evaluate runs/demo --data digits --k 1000
 
 test: setup
 	$(BIN)/python -m pytest -x -q tests
