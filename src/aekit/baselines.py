@@ -15,6 +15,7 @@ capped sizes). A method that cannot run here raises ``SkipMethod`` with the reas
 
 from __future__ import annotations
 
+import abc
 import warnings
 from typing import Any, ClassVar
 
@@ -27,7 +28,7 @@ class SkipMethod(AekitError):
     """A method that does not apply here (a missing optional package, an impossible size); the reason is reported."""
 
 
-class Baseline:
+class Baseline(abc.ABC):
     name: ClassVar[str] = ""
     supervised: ClassVar[bool] = False
     transductive: ClassVar[bool] = False
@@ -47,8 +48,9 @@ class Baseline:
     def note(self) -> str:
         return "; ".join(self.notes)
 
+    @abc.abstractmethod
     def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> "Baseline":
-        raise NotImplementedError
+        """Fit the method on X (N, D) (and labels y for supervised ones); returns self."""
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         return self.estimator.transform(X)
@@ -174,6 +176,9 @@ class TSNEBaseline(Baseline):
             raise SkipMethod(
                 f"t-SNE at {self.requested} dims: Barnes-Hut t-SNE gives at most 3 and exact t-SNE costs O(n^2) per step"
             )
+
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> "TSNEBaseline":
+        raise ConfigError("t-SNE cannot embed new points after fitting; use embed_together(X_train, X_test).")
 
     def embed_together(self, X_train: np.ndarray, X_test: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(Z_train, Z_test, train_idx, test_idx): the embeddings of the rows train_idx / test_idx."""

@@ -7,6 +7,7 @@ class attributes that the trainer, the CLI and the evaluators ask instead of a m
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -50,7 +51,7 @@ class GaussianLatent:
         return torch.exp(0.5 * self.logvar)
 
 
-class Autoencoder(nn.Module):
+class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
     """Base class: holds the config and the recorded preprocessing; subclasses implement the maths."""
 
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
@@ -73,11 +74,13 @@ class Autoencoder(nn.Module):
         self.register_buffer("train_step", torch.zeros((), dtype=torch.long))
 
     # -- contract -------------------------------------------------------------------------------
+    @abc.abstractmethod
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Any:
-        raise NotImplementedError
+        """The latent parameters of q(z|x) (or the code) as a latent dataclass."""
 
+    @abc.abstractmethod
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> DecoderOutput:
-        raise NotImplementedError
+        """The decoder's output distribution p(x|z)."""
 
     def embed(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The deterministic code: the posterior mean or the code vector, (N, latent_dim)."""
