@@ -165,8 +165,8 @@ def test_torchrun_ddp_two_processes(tmp_path):
     if not torchrun.exists():
         pytest.skip("torchrun is not installed next to this Python")
     for attempt in range(2):
-        # Two gloo processes on a loaded 2-core machine have once aborted at start-up (SIGABRT, before any
-        # training); a second attempt in a fresh folder tells that apart from a real failure of the loop.
+        # Two gloo processes on a 2-core machine loaded by other jobs once died with SIGABRT; a second
+        # attempt in a fresh folder tells such an environmental abort apart from a real failure of the loop.
         out = tmp_path / f"ddp{attempt}"
         p = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "aekit", "train", "--model", "ae", "--data",
                             "digits", "--epochs", "2", "--hidden-dims", "16", "--out", str(out), "--no-progress"],
