@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from common import RESULTS, command, data_dir, machine, write_results  # noqa: E402
 
 from aekit.config import TrainConfig  # noqa: E402
-from aekit.data import load_dataset  # noqa: E402
+from aekit.data import Preprocessing, load_dataset  # noqa: E402
 from aekit.evaluate.latent import active_units  # noqa: E402
 from aekit.evaluate.likelihood import DEFAULT_CHUNK, density_report  # noqa: E402
 from aekit.models.iwae import IWAE, IWAEConfig  # noqa: E402
@@ -83,9 +83,10 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir")
     p.add_argument("--save", help="folder to save the trained model in (default runs/iwae_mnist/<tag>)")
+    p.add_argument("--tag", help="name of this run's result files (default <objective><k>_<binarization>)")
     args = p.parse_args()
 
-    tag = f"{args.objective}{args.k}_{args.binarization}"
+    tag = args.tag or f"{args.objective}{args.k}_{args.binarization}"
     torch.set_num_threads(args.threads)
     print(f"$ {command()}\nmachine: {machine()}", flush=True)
     x, x_test = load(args.binarization, data_dir(args.data_dir))
@@ -93,6 +94,9 @@ def main() -> None:
         x_test = x_test[: args.eval_n]
     torch.manual_seed(args.seed)
     model = IWAE(IWAEConfig(input_shape=(784,), k=args.k, objective=args.objective))
+    # Recorded so that `aekit evaluate` on the saved model flattens and binarizes the test set as here.
+    model.preprocessing = Preprocessing(input_shape=(1, 28, 28), flatten=True,
+                                        binarize="dynamic" if args.binarization == "dynamic" else "none")
     gamma = (args.lr_final / args.lr) ** (1.0 / max(1, args.epochs - 1))
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer="adam", betas=(0.9, 0.999),
                      eps=1e-4, schedule="exponential", gamma=gamma, seed=args.seed, progress=False)
@@ -121,6 +125,7 @@ def main() -> None:
         "tag": tag, "objective": args.objective, "k": args.k, "binarization": args.binarization,
         "test_nll": nll, "published_nll": published, "gap_nats": None if published is None else nll - published,
         "test_elbo": dens["elbo"], "test_kl": dens["kl"], "eval_k": args.eval_k, "n_test": int(x_test.shape[0]),
+        "chunk_size": args.chunk_size,
         "active_units": au.count, "published_active_units": PUBLISHED_ACTIVE.get((args.binarization, args.objective, args.k)),
         "train_seconds": train_s, "eval_seconds": eval_s, "loglik_seconds": dens.get("log_likelihood_seconds"),
         "train_cpu_seconds": train_cpu, "eval_cpu_seconds": eval_cpu,
@@ -148,7 +153,7 @@ def main() -> None:
 def collect() -> None:
     """Rebuild iwae_mnist.{md,json} from every per-run result present."""
     rows = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("iwae_mnist_*.json"))]
-    rows.sort(key=lambda r: (r["binarization"], r["objective"], r["k"]))
+    rows.sort(key=lambda r: (r["binarization"], r["objective"], r["k"], r["tag"]))
     lines = ["# Burda et al. 2015, Table 1 (one stochastic layer): ours beside the published test NLL\n",
              "Test NLL in nats = minus the mean k-sample importance-weighted bound of the test images "
              "(lower is better). Each row is one run of `benchmarks/iwae_mnist.py` on the machine named "

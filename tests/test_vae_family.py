@@ -21,7 +21,6 @@ from aekit.io import from_pretrained
 from aekit.models.cvae import CVAE, CVAEConfig
 from aekit.models.iwae import IWAE, IWAEConfig
 from aekit.models.vae import VAE, VAEConfig
-from aekit.nn import DecoderOutput
 
 
 def _binary(n: int = 16, d: int = 12, seed: int = 0) -> torch.Tensor:
@@ -300,6 +299,10 @@ def test_latent_diagnostics_measure_centre_areas_and_holes(tmp_path):
     assert d["centre_offset"] == pytest.approx(math.sqrt(50) / spread, rel=0.05)
     assert d["class_area_ratio"] == pytest.approx(9.0, rel=0.15)         # (0.3 / 0.1)^2 in 2-D
     assert d["prior_hole_fraction"] > 0.99
+    # Two tight clusters at x = -3 and x = +3: the Gaussian fitted to them puts most of its mass in the gap.
+    two = torch.randn(4000, 2, generator=g) * 0.3 + torch.tensor([3.0, 0.0]) * (2 * (torch.arange(4000) % 2) - 1)[:, None]
+    d = diagnostics.latent_diagnostics(two, torch.arange(4000) % 2)
+    assert d["fitted_hole_fraction"] > 0.5 and d["class_area_ratio"] < 1.2
     path = diagnostics.save_scatter_panels({"AE": (ae_like, lab), "VAE": (prior_like, labels)}, tmp_path / "s.png")
     assert path.is_file()
 

@@ -25,10 +25,10 @@ import torch
 from ..errors import ConfigError
 from ..nn import DISCRETE_LIKELIHOODS
 
-# (sample, datapoint) pairs per pass: for MNIST about 13 MB of decoder output per pass, which stays
-# in cache; on the benchmark machine 1024 to 8192 pairs ran equally fast and 16384 a third slower
-# (benchmarks/loglik_speed.py measures it).
-DEFAULT_CHUNK = 1 << 12
+# (sample, datapoint) pairs per pass: for MNIST about 3 MB of decoder output per pass, which stays in
+# cache. With a trained MNIST model on one core, 512 to 1024 pairs ran at 6.7 us per pair, 4096 at
+# 10 and 16384 at 14 (benchmarks/loglik_speed.py sweeps it).
+DEFAULT_CHUNK = 1 << 10
 
 
 def _check(model: Any, name: str) -> None:

@@ -168,7 +168,7 @@ def latent_space_study(
     keys = [("centre_offset", "distance of the code mean from 0, in units of the codes' spread"),
             ("asymmetry", "mean |skewness| over dimensions"),
             ("class_area_ratio", "largest / smallest class area det(Cov_c)^(1/D)"),
-            ("prior_hole_fraction", "N(0, I) draws farther from every code than 99% of codes are from their neighbour"),
+            ("prior_hole_fraction", "N(0, I) draws whose 10 nearest neighbours among as many codes and draws are all draws"),
             ("fitted_hole_fraction", "the same for draws from a Gaussian fitted to the codes"),
             ("spread", "sqrt(tr Cov / D) of the codes")]
     lines = [f"# Latent space of an AE and a VAE ({data.name}, N_z = {latent_dim})\n",
