@@ -134,3 +134,22 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     return "" if v is None else str(v)
+
+
+def load_npy(path: str, what: str) -> torch.Tensor:
+    """A user's .npy array of images or rows as float32, checked: numbers, finite, 8-bit scaled to [0, 1]."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"The {what} file {str(p)!r} does not exist.")
+    try:
+        a = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{str(p)!r} is not a readable .npy array ({exc}).") from None
+    if not np.issubdtype(a.dtype, np.number) or a.ndim < 2:
+        raise DataError(f"{str(p)!r} holds a {a.dtype} array of shape {a.shape}; expected numbers, one image per row.")
+    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+    if not torch.isfinite(t).all():
+        raise DataError(f"{str(p)!r} contains NaN or infinite values.")
+    if np.issubdtype(a.dtype, np.integer) and float(t.max()) > 1:
+        t = t / 255.0                                   # 8-bit images -> [0, 1]
+    return t

@@ -22,7 +22,8 @@ from .. import plots
 from ..corruption import CORRUPTIONS, corrupt
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_text
-from .common import add_data_args, check_new_file, load_data, load_model, model_inputs, run_info, save_array, split_of
+from .common import (add_data_args, check_new_file, load_data, load_model, load_npy, model_inputs, run_info, save_array,
+                     split_of)
 
 
 def register(sub: Any) -> None:
@@ -47,24 +48,6 @@ def register(sub: Any) -> None:
     p.add_argument("--save-denoised", help="also write the denoised images to this .npy")
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.set_defaults(func=run_denoise)
-
-
-def _load_npy(path: str, what: str) -> torch.Tensor:
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"The {what} file {str(p)!r} does not exist.")
-    try:
-        a = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{str(p)!r} is not a readable .npy array ({exc}).") from None
-    if not np.issubdtype(a.dtype, np.number) or a.ndim < 2:
-        raise DataError(f"{str(p)!r} holds a {a.dtype} array of shape {a.shape}; expected numbers, one image per row.")
-    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-    if not torch.isfinite(t).all():
-        raise DataError(f"{str(p)!r} contains NaN or infinite values.")
-    if np.issubdtype(a.dtype, np.integer) and float(t.max()) > 1:
-        t = t / 255.0                                   # 8-bit images -> [0, 1]
-    return t
 
 
 def _noise_of(args: argparse.Namespace, model: Any) -> tuple[str, float]:
@@ -132,8 +115,8 @@ def run_denoise(args: argparse.Namespace) -> int:
     shape = _shape(model)
     source: dict[str, Any]
     if args.noisy:
-        noisy = _load_npy(args.noisy, "noisy")
-        clean = _load_npy(args.clean, "clean") if args.clean else None
+        noisy = load_npy(args.noisy, "noisy")
+        clean = load_npy(args.clean, "clean") if args.clean else None
         if clean is not None and clean.shape[0] != noisy.shape[0]:
             raise DataError(f"--noisy has {noisy.shape[0]} images but --clean has {clean.shape[0]}; expected the same number.")
         source = {"noisy": args.noisy, "clean": args.clean}

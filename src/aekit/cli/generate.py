@@ -6,13 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from .. import plots
 from ..errors import ConfigError, DataError
-from .common import (add_data_args, check_new_file, load_data, load_model, model_inputs, run_info, save_array,
-                     split_of)
+from .common import (add_data_args, check_new_file, load_data, load_model, load_npy, model_inputs, run_info,
+                     save_array, split_of)
 
 
 def register(sub: Any) -> None:
@@ -50,18 +49,7 @@ def register(sub: Any) -> None:
 def _inputs(args: argparse.Namespace, model: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Raw inputs and labels from --input or --data/--split."""
     if getattr(args, "input", None):
-        path = Path(args.input)
-        if not path.is_file():
-            raise DataError(f"Input file {str(path)!r} does not exist.")
-        try:
-            a = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise DataError(f"{str(path)!r} is not a readable .npy array ({exc}).") from None
-        if not np.issubdtype(a.dtype, np.number):
-            raise DataError(f"{str(path)!r} holds {a.dtype} values; expected numbers.")
-        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-        if not torch.isfinite(t).all():
-            raise DataError(f"{str(path)!r} contains NaN or infinite values.")
+        t = load_npy(args.input, "input")
         return t, None
     if not args.data:
         info = run_info(args.model)

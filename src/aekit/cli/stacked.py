@@ -21,7 +21,7 @@ from .. import registry
 from ..config import TrainConfig
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_text
-from .common import add_data_args, load_data, parse_assignments, resolve_model_dir, run_info
+from .common import add_data_args, load_data, resolve_model_dir, run_info
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
