@@ -12,7 +12,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import load_digits
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.neighbors import KNeighborsClassifier
@@ -20,15 +19,6 @@ from sklearn.neighbors import KNeighborsClassifier
 from aekit.compare import COLUMNS, compare
 from aekit.errors import ConfigError
 from aekit.evaluate.embedding import TrustworthinessReference, knn_accuracies, trustworthiness
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: one thread avoids OpenMP spin contention on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

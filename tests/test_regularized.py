@@ -20,16 +20,6 @@ from aekit.train import fit
 NAMES = ["linear_ae", "dae", "sparse_ae", "cae", "scae"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # after conftest's thread fixture, so this one wins
-    # These models are tiny: one thread avoids the spin-waiting that makes two threads on a shared
-    # 2-core machine ten times slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

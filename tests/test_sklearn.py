@@ -26,16 +26,6 @@ from aekit.sklearn import AutoencoderReducer, VAEReducer
 TINY = dict(hidden_dims=(8,), max_epochs=2, batch_size=64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These models are tiny: one thread avoids OpenMP spin contention on a shared 2-core machine
-    # (function-scoped so that it applies after the conftest's own thread setting).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def expected_failed_checks(estimator):
     return {}  # every scikit-learn check passes; nothing is marked as an expected failure
 

@@ -19,16 +19,6 @@ from aekit.models.ssvae import M2, M2Config
 from aekit.semi import labelled_subset, oversample_labelled
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The models here are tiny: one thread avoids OpenMP synchronisation, which costs several times
-    # the work itself when the 2 shared cores are busy with other jobs.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny_m2(**extra) -> M2:
     torch.manual_seed(0)
     opts = {"input_shape": (1, 8, 8), "latent_dim": 3, "hidden_dims": (16,), "num_classes": 10, **extra}

@@ -14,14 +14,6 @@ from aekit.models.stacked import StackedAE
 from aekit.train import fit
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # after conftest's thread fixture, so this one wins
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def digits():
     from sklearn.datasets import load_digits

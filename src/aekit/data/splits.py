@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from aekit.errors import ConfigError, DataError
+from aekit.errors import ConfigError
 
 
 @dataclass

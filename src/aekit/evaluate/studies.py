@@ -41,13 +41,14 @@ def _inputs(data: Any, binarize: bool) -> tuple[torch.Tensor, torch.Tensor, torc
     return data.train.x, x_test, data.train.y, test.y
 
 
-def _build(name: str, data: Any, options: dict[str, Any], binarize: bool) -> Any:
+def _build(name: str, data: Any, options: dict[str, Any], binarize: bool, seed: int) -> Any:
     from ..data import Preprocessing
 
     model_cls, config_cls = registry.get(name)
     opts = {"input_shape": list(data.shape), **options}
     if "num_classes" in config_cls.__dataclass_fields__ and data.num_classes and "num_classes" not in opts:
         opts["num_classes"] = data.num_classes
+    torch.manual_seed(seed)  # the initial weights come from the seed, whatever ran before
     model = model_cls(config_cls.from_dict(opts))
     model.preprocessing = Preprocessing(input_shape=tuple(data.shape), flatten=False,
                                         binarize="dynamic" if binarize else "none")
@@ -84,7 +85,7 @@ def latent_dim_study(
         x_test, y_test = x_test[:eval_n], (None if y_test is None else y_test[:eval_n])
     rows = []
     for d in dims:
-        m = _build(model, data, {**(model_options or {}), "latent_dim": int(d)}, binarize)
+        m = _build(model, data, {**(model_options or {}), "latent_dim": int(d)}, binarize, train_config.seed)
         log(f"N_z = {d}: training {model} on {data.name} ({x.shape[0]} images, {train_config.epochs} epochs)")
         cond = m.is_conditional or m.uses_labels
         seconds = _fit(m, x, y if cond else None, train_config, out / f"nz{d}", binarize, log)
@@ -151,7 +152,7 @@ def latent_space_study(
     models, panels, results = {}, {}, {}
     gen = torch.Generator().manual_seed(train_config.seed)
     for name in ("ae", "vae"):
-        m = _build(name, data, shared, binarize)
+        m = _build(name, data, shared, binarize, train_config.seed)
         log(f"{name}: training on {data.name} ({x.shape[0]} items, {train_config.epochs} epochs)")
         seconds = _fit(m, x, None, train_config, out / name, binarize, log)
         m.eval()
