@@ -65,6 +65,19 @@ def load(binarization: str, data: str | None) -> tuple[torch.Tensor, torch.Tenso
     return d.train.x.reshape(-1, 784), test
 
 
+def initialise(model: IWAE, run: Path) -> tuple[float, str]:
+    """Load the last weights of an earlier run into ``model``; returns its wall time and a schedule prefix."""
+    from aekit import from_pretrained
+    from aekit.train import LAST, read_metrics
+
+    earlier = from_pretrained(run / LAST)
+    model.load_state_dict(earlier.state_dict())
+    rows = read_metrics(run / "metrics.csv")
+    c = earlier.config
+    what = "VAE" if c.objective == "vae" else f"IWAE k={c.k}"
+    return sum(r["seconds"] for r in rows), f"{len(rows)} passes of the {what} objective ({run.name}), then "
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--objective", choices=["vae", "iwae"], default="iwae")
@@ -84,6 +97,11 @@ def main() -> None:
     p.add_argument("--data-dir")
     p.add_argument("--save", help="folder to save the trained model in (default runs/iwae_mnist/<tag>)")
     p.add_argument("--tag", help="name of this run's result files (default <objective><k>_<binarization>)")
+    p.add_argument("--init", metavar="RUN_DIR",
+                   help="start from the last weights of an earlier --run-dir run (e.g. a VAE run before an IWAE "
+                        "fine-tune); its passes and wall time are counted in this run's schedule and time")
+    p.add_argument("--run-dir", help="train with checkpoints here (every pass) and continue from them when "
+                                     "the folder already holds this run: long schedules can span several sittings")
     args = p.parse_args()
 
     tag = args.tag or f"{args.objective}{args.k}_{args.binarization}"
@@ -97,10 +115,13 @@ def main() -> None:
     # Recorded so that `aekit evaluate` on the saved model flattens and binarizes the test set as here.
     model.preprocessing = Preprocessing(input_shape=(1, 28, 28), flatten=True,
                                         binarize="dynamic" if args.binarization == "dynamic" else "none")
+    init_s, init_text = 0.0, ""
+    if args.init:
+        init_s, init_text = initialise(model, Path(args.init))
     gamma = (args.lr_final / args.lr) ** (1.0 / max(1, args.epochs - 1))
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer="adam", betas=(0.9, 0.999),
                      eps=1e-4, schedule="exponential", gamma=gamma, seed=args.seed, progress=False)
-    schedule = (f"{args.epochs} passes, batch {args.batch_size} ({args.epochs * math.ceil(x.shape[0] / args.batch_size):,} steps), "
+    schedule = (f"{init_text}{args.epochs} passes, batch {args.batch_size} ({args.epochs * math.ceil(x.shape[0] / args.batch_size):,} steps), "
                 f"Adam eps 1e-4, lr {args.lr:g} decayed by {gamma:.4f} per pass to {args.lr_final:g}")
     print(f"{tag}: {schedule}", flush=True)
 
@@ -109,8 +130,16 @@ def main() -> None:
               f"lr {row['lr']:.2e}  ({row['seconds']:.1f}s)", flush=True)
 
     t0, c0 = time.perf_counter(), time.process_time()
-    result = fit(model, x, config=tc, binarize=args.binarization == "dynamic", on_epoch_end=report)
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    resume = run_dir is not None and (run_dir / "metrics.csv").exists()
+    if resume:
+        print(f"continuing the run in {run_dir}", flush=True)
+    result = fit(model, x, config=tc, binarize=args.binarization == "dynamic", on_epoch_end=report,
+                 run_dir=run_dir, resume=resume)
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
+    if resume:  # the wall time of every sitting, from the per-pass times the run folder kept
+        train_s = sum(r["seconds"] for r in result.history)
+    train_s += init_s
     load_train = os.getloadavg()[1]
     save = Path(args.save) if args.save else Path(__file__).resolve().parents[1] / "runs" / "iwae_mnist" / tag
     model.save_pretrained(save)
