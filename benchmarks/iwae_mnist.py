@@ -17,6 +17,9 @@ runs present. Examples:
 
     nice -n 10 python benchmarks/iwae_mnist.py --objective vae --k 1 --epochs 40
     nice -n 10 python benchmarks/iwae_mnist.py --objective iwae --k 5 --epochs 20
+    # a long schedule that survives interruptions, then IWAE fine-tuning from its weights
+    python benchmarks/iwae_mnist.py --objective vae --k 1 --epochs 1000 --run-dir runs/long/vae1
+    python benchmarks/iwae_mnist.py --objective iwae --k 50 --epochs 10 --init runs/long/vae1
 """
 
 from __future__ import annotations
