@@ -68,8 +68,9 @@ def load(binarization: str, data: str | None) -> tuple[torch.Tensor, torch.Tenso
     return d.train.x.reshape(-1, 784), test
 
 
-def initialise(model: IWAE, run: Path) -> tuple[float, str]:
-    """Load the last weights of an earlier run into ``model``; returns its wall time and a schedule prefix."""
+def initialise(model: IWAE, run: Path) -> tuple[float, float, str]:
+    """Load the last weights of an earlier run into ``model``; returns its wall and CPU training
+    seconds (CPU from its results file when there is one, else 0) and a schedule prefix."""
     from aekit import from_pretrained
     from aekit.train import LAST, read_metrics
 
@@ -78,7 +79,9 @@ def initialise(model: IWAE, run: Path) -> tuple[float, str]:
     rows = read_metrics(run / "metrics.csv")
     c = earlier.config
     what = "VAE" if c.objective == "vae" else f"IWAE k={c.k}"
-    return sum(r["seconds"] for r in rows), f"{len(rows)} passes of the {what} objective ({run.name}), then "
+    record = RESULTS / f"iwae_mnist_{run.name}.json"
+    cpu = json.loads(record.read_text()).get("train_cpu_seconds", 0.0) if record.is_file() else 0.0
+    return sum(r["seconds"] for r in rows), cpu, f"{len(rows)} passes of the {what} objective ({run.name}), then "
 
 
 def main() -> None:
@@ -118,9 +121,9 @@ def main() -> None:
     # Recorded so that `aekit evaluate` on the saved model flattens and binarizes the test set as here.
     model.preprocessing = Preprocessing(input_shape=(1, 28, 28), flatten=True,
                                         binarize="dynamic" if args.binarization == "dynamic" else "none")
-    init_s, init_text = 0.0, ""
+    init_s, init_cpu, init_text = 0.0, 0.0, ""
     if args.init:
-        init_s, init_text = initialise(model, Path(args.init))
+        init_s, init_cpu, init_text = initialise(model, Path(args.init))
     gamma = (args.lr_final / args.lr) ** (1.0 / max(1, args.epochs - 1))
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer="adam", betas=(0.9, 0.999),
                      eps=1e-4, schedule="exponential", gamma=gamma, seed=args.seed, progress=False)
@@ -142,7 +145,7 @@ def main() -> None:
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
     if resume:  # the wall time of every sitting, from the per-pass times the run folder kept
         train_s = sum(r["seconds"] for r in result.history)
-    train_s += init_s
+    train_s, train_cpu = train_s + init_s, train_cpu + init_cpu
     load_train = os.getloadavg()[1]
     save = Path(args.save) if args.save else Path(__file__).resolve().parents[1] / "runs" / "iwae_mnist" / tag
     model.save_pretrained(save)
