@@ -132,13 +132,17 @@ def settings_lines(args: dict) -> str:
                    else f"Gaussian decoder with fixed std {args['vae_std']}")
     arch = (f"MLP 784-{hidden}-d, mirrored decoder" if args["arch"] == "mlp"
             else "conv Conv64-s2 -> Conv128-s2 -> Dense512 -> d, mirrored")
-    return (f"- AE: {arch}, ReLU, Gaussian decoder (squared error), Adam lr {args['lr']}, batch {args['batch_size']}, "
-            f"{args['ae_epochs']} epochs (paper: conv, 50 epochs, batch 256)\n"
-            f"- VAE: same network, {vae_decoder}, posterior mean as the embedding, {args['vae_epochs']} epochs "
-            f"(paper: conv, 30 epochs, batch 128)\n"
-            f"- t-SNE: Barnes-Hut on a {args['tsne_max_points']}-point subsample of train+test embedded together (the paper: all 60k)\n"
-            f"- UMAP: umap-learn defaults (15 neighbours, min_dist 0.1), seeded (so single-threaded), at d in "
-            f"{{{args['umap_dims']}}} only; inverse transform {'on the first 1000 test points' if args['umap_inverse'] else 'not run'}\n")
+    lines = {
+        "ae": f"- AE: {arch}, ReLU, Gaussian decoder (squared error), Adam lr {args['lr']}, batch {args['batch_size']}, "
+              f"{args['ae_epochs']} epochs (paper: conv, 50 epochs, batch 256)\n",
+        "vae": f"- VAE: same network, {vae_decoder}, posterior mean as the embedding, {args['vae_epochs']} epochs "
+               f"(paper: conv, 30 epochs, batch 128)\n",
+        "tsne": f"- t-SNE: Barnes-Hut on a {args['tsne_max_points']}-point subsample of train+test embedded together (the paper: all 60k)\n",
+        "umap": f"- UMAP: umap-learn defaults (15 neighbours, min_dist 0.1), seeded (so single-threaded), at d in "
+                f"{{{args['umap_dims']}}}; inverse transform {'on the first 1000 test points' if args['umap_inverse'] else 'not run'}\n",
+    }
+    methods = args.get("methods", ",".join(lines)).split(",")  # only the methods this run had
+    return "".join(text for name, text in lines.items() if name in methods)
 
 
 def write_summary(out: Path, names: list[str]) -> Path:
