@@ -16,7 +16,7 @@ from torch.distributions import Bernoulli, Categorical, Normal, kl_divergence
 
 from aekit import ConfigError, DataError
 from aekit.models.ssvae import M2, M2Config
-from aekit.semi import labelled_subset, oversample_labelled
+from aekit.semi import M1M2, labelled_subset, oversample_labelled
 
 
 def tiny_m2(**extra) -> M2:
@@ -213,8 +213,6 @@ def test_m1_and_m1_m2_classifiers_fit_predict_and_pickle():
         np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict(X[:20]), est.predict(X[:20]))
         assert clone(est).get_params() == est.get_params()
     assert stack.m1_dims_.ndim == 1 and stack.m1_dims_.size >= 1
-    from aekit.semi import M1M2
-
     both = M1M2(stack.m1_, torch.from_numpy(stack.m1_dims_), stack.model_)
     a, s = both.analogy_grids(torch.from_numpy(X[:3]), None, n_styles=4, generator=torch.Generator().manual_seed(0))
     assert a.shape == (3, 11, 64) and s.shape == (10, 4, 64) and bool(((s >= 0) & (s <= 1)).all())

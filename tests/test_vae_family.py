@@ -237,6 +237,8 @@ def test_cvae_conditions_encoder_and_decoder(tmp_path):
     torch.testing.assert_close(grid[1, 1 + 2], model.decode(model.embed(x[1:2], y[1:2]), torch.tensor([2])).mean()[0])
     rows = figures.class_rows_images(model, 6, torch.Generator().manual_seed(0))
     assert rows.shape == (4, 6, 16)
+    draws = torch.randn(6, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(rows[2, 5], model.decode(draws[5:6], torch.tensor([2])).mean()[0])  # row = class, column = draw
     figures.save_class_rows(model, tmp_path / "rows.png", 4)
 
 

@@ -245,15 +245,16 @@ class M1M2:
                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The analogies of Kingma et al. 2014 (Fig. 1) through both layers, as in
         aekit.evaluate.analogy.analogy_grids: (R, 1 + C, *shape) and (C, n_styles, *shape)."""
+        from .evaluate.figures import styles_by_class
+
         codes = self.codes(x)
         labels = self.m2.predict(codes) if y is None else torch.where(y >= 0, y, self.m2.predict(codes))
         z2 = self.m2.embed(codes, labels)                                        # (R, D2) the styles
-        r, k = z2.shape[0], self.m2.config.num_classes
-        classes = torch.arange(k)
-        dec = self.decode_pixels(z2.repeat_interleave(k, 0), classes.repeat(r)).reshape(r, k, *x.shape[1:])
+        k = self.m2.config.num_classes
+        dec = styles_by_class(z2, k, self.decode_pixels).reshape(z2.shape[0], k, *x.shape[1:])
         analogies = torch.cat([x.unsqueeze(1), dec], dim=1)
         z = torch.randn(n_styles, z2.shape[1], generator=generator)
-        styles = self.decode_pixels(z.repeat(k, 1), classes.repeat_interleave(n_styles))
+        styles = styles_by_class(z, k, self.decode_pixels).transpose(0, 1)      # (C, n_styles, ...)
         return analogies, styles.reshape(k, n_styles, *x.shape[1:])
 
     def save_pretrained(self, directory: str | Path) -> Path:

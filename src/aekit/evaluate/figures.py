@@ -113,11 +113,8 @@ def analogy_images(model: Any, x: torch.Tensor, y: torch.Tensor, classes: int | 
     c = classes or model.config.num_classes
     x, y = x.to(dev), y.to(dev)
     z = model.embed(x, y)                                                  # (R, D) the inferred style
-    r = z.shape[0]
-    labels = torch.arange(c, device=dev).repeat(r)                         # (R*C,) row-major
-    dec = _raw(model, model.decode(z.repeat_interleave(c, 0), labels).mean())
-    dec = dec.reshape(r, c, *dec.shape[1:])
-    first = _raw(model, x).reshape(r, 1, *dec.shape[2:])
+    dec = styles_by_class(z, c, lambda zz, yy: _raw(model, model.decode(zz, yy).mean()))
+    first = _raw(model, x).reshape(z.shape[0], 1, *dec.shape[2:])
     return torch.cat([first, dec], dim=1).cpu()
 
 
@@ -131,9 +128,18 @@ def class_rows_images(model: Any, n: int = 10, generator: torch.Generator | None
     dev = _device(model)
     c = model.config.num_classes
     z = torch.randn(n, model.config.latent_dim, generator=generator).to(dev)
-    labels = torch.arange(c, device=dev).repeat_interleave(n)              # (C*n,)
-    dec = _raw(model, model.decode(z.repeat(c, 1), labels).mean())
-    return dec.reshape(c, n, *dec.shape[1:]).cpu()
+    dec = styles_by_class(z, c, lambda zz, yy: _raw(model, model.decode(zz, yy).mean()))  # (n, C, ...)
+    return dec.transpose(0, 1).contiguous().cpu()
+
+
+def styles_by_class(z: torch.Tensor, classes: int, decode: Any) -> torch.Tensor:
+    """Every style z (R, D) decoded with every label 0..classes-1 in one batch: ``decode(z_rows, labels)``
+    -> (R * classes, *shape), returned as (R, classes, *shape). Shared by the one-model grids above and
+    the two-layer M1+M2 stack (aekit.semi), whose decode goes through both generative models."""
+    r = z.shape[0]
+    labels = torch.arange(classes, device=z.device).repeat(r)              # (R*C,) row-major
+    dec = decode(z.repeat_interleave(classes, 0), labels)
+    return dec.reshape(r, classes, *dec.shape[1:])
 
 
 @torch.no_grad()
