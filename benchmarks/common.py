@@ -44,17 +44,22 @@ def command() -> str:
     return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
 
 
-def gemm_rate(n: int = 2048, repeats: int = 7) -> float:
-    """Best float32 matrix-multiply rate (FLOP/s) of an n x n x n product in this process."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(2):
-        a @ b
+def best_seconds(fn, repeats: int, warmup: int = 0) -> float:
+    """The fastest of ``repeats`` wall-clock timings of ``fn()``, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
-        a @ b
+        fn()
         best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
+    return best
+
+
+def gemm_rate(n: int = 2048, repeats: int = 7) -> float:
+    """Best float32 matrix-multiply rate (FLOP/s) of an n x n x n product in this process."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return 2 * n**3 / best_seconds(lambda: a @ b, repeats, warmup=2)
 
 
 def linear_train_flops(layers: list[tuple[int, int]], n_examples: int, first_input_grad: bool = False) -> float:

@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from common import command, data_dir, gemm_rate, machine, write_results  # noqa: E402
+from common import best_seconds, command, data_dir, gemm_rate, machine, write_results  # noqa: E402
 
 from aekit.data import load_dataset  # noqa: E402
 from aekit.evaluate.likelihood import DEFAULT_CHUNK, log_likelihood  # noqa: E402
@@ -48,16 +48,15 @@ def eval_flops(model: torch.nn.Module, n: int, k: int, chunk: int) -> dict[str, 
 
 def layer_gemm_rate(model: torch.nn.Module, rows: int, repeats: int = 5) -> float:
     """FLOP/s of the decoder's own matrix products at ``rows`` rows (the shapes the evaluation runs)."""
-    best = float("inf")
     ws = [torch.randn(o, i) for i, o in linears(model.px)]
     h0 = torch.randn(rows, ws[0].shape[1])
-    for _ in range(repeats + 1):
-        t = time.perf_counter()
+
+    def chain() -> None:
         h = h0
         for w in ws:
             h = h @ w.T
-        best = min(best, time.perf_counter() - t)
-    return sum(2.0 * rows * w.shape[0] * w.shape[1] for w in ws) / best
+
+    return sum(2.0 * rows * w.shape[0] * w.shape[1] for w in ws) / best_seconds(chain, repeats + 1)
 
 
 def cpu_gemm_rate(n: int = 2048, repeats: int = 5) -> float:

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command, data_dir, gemm_rate, linear_train_flops, machine, write_results  # noqa: E402
+from common import best_seconds, command, data_dir, gemm_rate, linear_train_flops, machine, write_results  # noqa: E402
 
 LAYERS = [(784, 400), (400, 20), (400, 20), (20, 400), (400, 784)]
 BATCH, LR = 128, 1e-3
@@ -40,17 +40,16 @@ def shaped_gemm_seconds(n_examples: int = 60_000, repeats: int = 3) -> float:
     for k, (i, o) in enumerate(LAYERS):
         x, w, g = torch.randn(BATCH, i), torch.randn(o, i), torch.randn(BATCH, o)
         mats.append((x, w, g, k > 0))
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
+
+    def epoch() -> None:
         for _ in range(steps):
             for x, w, g, input_grad in mats:
                 torch.mm(x, w.t())
                 torch.mm(g.t(), x)
                 if input_grad:
                     torch.mm(g, w)
-        best = min(best, time.perf_counter() - t)
-    return best * n_examples / (steps * BATCH)
+
+    return best_seconds(epoch, repeats) * n_examples / (steps * BATCH)
 
 
 def optimizer_seconds(n_examples: int = 60_000, repeats: int = 3) -> float:
@@ -67,13 +66,12 @@ def optimizer_seconds(n_examples: int = 60_000, repeats: int = 3) -> float:
     for q in params:
         q.grad = torch.randn_like(q) * 1e-3
     opt = make_optimizer(params, TrainConfig(lr=LR))
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
+
+    def epoch() -> None:
         for _ in range(steps):
             opt.step()
-        best = min(best, time.perf_counter() - t)
-    return best * n_examples / (steps * BATCH)
+
+    return best_seconds(epoch, repeats) * n_examples / (steps * BATCH)
 
 
 def peak_rss_mb() -> float:
