@@ -23,7 +23,7 @@ import torch
 from . import distributed as dist
 from .config import TrainConfig
 from .data import batches, num_batches
-from .errors import ConfigError, TrainingError
+from .errors import ConfigError, DataError, TrainingError
 from .io import STATE_NAME, from_pretrained, load_state, save_pretrained, save_state
 
 LAST, BEST = "last", "best"
@@ -78,6 +78,50 @@ def _labels_for(model: torch.nn.Module, y: torch.Tensor | None) -> torch.Tensor 
     return y if (m.is_conditional or m.uses_labels) else None
 
 
+class _EpochMeans:
+    """Batch-size-weighted means of the loss terms over an epoch, with nothing but a list append per step.
+
+    Each step's detached scalars stay on the device and are reduced every ``flush`` steps in one
+    stack, so logging issues no per-step tensor arithmetic and no host sync (read back once an epoch).
+    """
+
+    def __init__(self, flush: int = 256):
+        self.flush = flush
+        self.keys: list[str] = []
+        self.pending: list[torch.Tensor] = []
+        self.sizes: list[int] = []
+        self.sums: torch.Tensor | None = None
+        self.seen = 0
+
+    def add(self, lo: Any, n: int) -> None:
+        if not self.keys:
+            self.keys = ["loss", *lo.terms]
+        self.pending += [lo.total.detach(), *lo.terms.values()]
+        self.sizes.append(n)
+        self.seen += n
+        if len(self.sizes) >= self.flush:
+            self._reduce()
+
+    def _reduce(self) -> None:
+        if not self.sizes:
+            return
+        vals = torch.stack([v.float() for v in self.pending]).view(len(self.sizes), len(self.keys))
+        w = torch.tensor(self.sizes, dtype=vals.dtype, device=vals.device)
+        part = w @ vals                                                   # (K,) sums over the examples
+        self.sums = part if self.sums is None else self.sums + part
+        self.pending, self.sizes = [], []
+
+    def totals(self) -> torch.Tensor:
+        """(K + 1,): the summed terms and, last, the number of examples."""
+        self._reduce()
+        assert self.sums is not None
+        return torch.cat([self.sums, torch.tensor([float(self.seen)], device=self.sums.device)])
+
+    def current(self) -> dict[str, float]:
+        t = self.totals().tolist()
+        return dict(zip(self.keys, (v / t[-1] for v in t[:-1])))
+
+
 @torch.no_grad()
 def evaluate_loss(
     model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000,
@@ -93,20 +137,16 @@ def evaluate_loss(
     was_training = m.training
     m.eval()
     y = _labels_for(m, y)
-    keys: list[str] | None = None
-    sums: torch.Tensor | None = None
+    means = _EpochMeans()
     with torch.random.fork_rng(devices=[x.device.index or 0] if x.device.type == "cuda" else []):
         torch.manual_seed(0)
         for xb, yb in batches(x, y, batch_size=batch_size, shuffle=False):
             with _autocast(xb.device, bf16):
-                lo = m.loss(xb, m(xb, yb), yb)
-            if keys is None:
-                keys = ["loss", *lo.terms]
-            vals = torch.stack([lo.total.detach().float(), *(v.float() for v in lo.terms.values())]) * xb.shape[0]
-            sums = vals if sums is None else sums + vals
+                means.add(m.loss(xb, m(xb, yb), yb), xb.shape[0])
     m.train(was_training)
-    assert keys is not None and sums is not None, "evaluate_loss needs at least one example"
-    return dict(zip(keys, (sums / x.shape[0]).tolist()))
+    if means.seen == 0:
+        raise DataError("evaluate_loss needs at least one example.")
+    return means.current()
 
 
 def _autocast(device: torch.device, bf16: bool) -> Any:
@@ -171,7 +211,8 @@ def fit(
     model = dist.unwrap(model).to(device)
     torch.manual_seed(c.seed)
     gen = torch.Generator(device=device).manual_seed(c.seed)
-    opt = make_optimizer(model.parameters(), c)
+    params = list(model.parameters())
+    opt = make_optimizer(params, c)
     sched = make_scheduler(opt, c)
     result = TrainResult()
     start_epoch = 1
@@ -197,9 +238,7 @@ def fit(
         t0 = time.perf_counter()
         good_state = copy.deepcopy(model.state_dict())  # kept in memory: restored if the loss goes non-finite
         model.train()
-        keys: list[str] | None = None
-        sums: torch.Tensor | None = None
-        seen = 0
+        means = _EpochMeans()
         bar = _Progress(c.progress, num_batches(x.shape[0], c.batch_size, c.drop_last), f"epoch {epoch}")
         for i, (xb, yb) in enumerate(
             batches(x, y_train, batch_size=c.batch_size, generator=gen, shuffle=True,
@@ -210,22 +249,19 @@ def fit(
             with _autocast(device, c.bf16):
                 out = wrapped(xb, yb)
                 lo = model.loss(xb, out, yb)
-            opt.zero_grad(set_to_none=True)
+            for p in params:  # zero_grad(set_to_none=True) without the optimizer's per-call profiling hooks
+                p.grad = None
             lo.total.backward()
             if c.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+                torch.nn.utils.clip_grad_norm_(params, c.grad_clip)
             opt.step()
             model.on_train_step()
-            if keys is None:
-                keys = ["loss", *lo.terms]
-            vals = torch.stack([lo.total.detach().float(), *(v.float() for v in lo.terms.values())]) * xb.shape[0]
-            sums = vals if sums is None else sums + vals
-            seen += xb.shape[0]
-            bar.update(1, lambda: dict(zip(keys, (sums / seen).tolist())))
+            means.add(lo, xb.shape[0])
+            bar.update(1, means.current)
         bar.close()
-        if sums is None:
+        if means.seen == 0:
             raise ConfigError(f"No training batches: {x.shape[0]} examples with batch_size={c.batch_size} and drop_last.")
-        totals = dist.all_reduce_sum(torch.cat([sums, torch.tensor([float(seen)], device=sums.device)]))
+        keys, totals = means.keys, dist.all_reduce_sum(means.totals())
         row: dict[str, float] = {"epoch": epoch, "step": int(model.train_step)}
         row.update({f"train_{k}": v for k, v in zip(keys, (totals[:-1] / totals[-1]).tolist())})
         if not math.isfinite(row["train_loss"]):
