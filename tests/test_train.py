@@ -132,3 +132,20 @@ def test_bad_train_config_values():
         TrainConfig(optimizer="rmsprop2")
     with pytest.raises(ConfigError, match="epochs"):
         TrainConfig(epochs=0)
+
+
+def test_logged_means_weight_every_example_once(data):
+    """Uneven batches (the last one short) and more steps than one logging reduction (256) give the
+    same per-example means as a single batch: the log weights batches by their size."""
+    from aekit.train import evaluate_loss
+
+    x = torch.cat([data[0], data[0][:44]])                     # 300 rows: 300 batches of 1 > 256
+    model_cls, config_cls = registry.REGISTRY["ae"]
+    torch.manual_seed(0)
+    ae = model_cls(config_cls.from_dict(tiny_options(config_cls)))
+    whole = evaluate_loss(ae, x, batch_size=300)
+    for batch_size in (1, 7):
+        split = evaluate_loss(ae, x, batch_size=batch_size)
+        assert split.keys() == whole.keys()
+        for k in whole:
+            assert split[k] == pytest.approx(whole[k], rel=1e-5, abs=1e-6), (batch_size, k)
