@@ -71,6 +71,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--m2-epochs", type=int, default=10)
     p.add_argument("--m2-batch", type=int, default=100)
     p.add_argument("--m2-lr", type=float, default=3e-3)
+    p.add_argument("--m2-schedule", choices=["none", "cosine"], default="none",
+                   help="M2's learning rate: constant, or cosine-annealed to 0 over its epochs")
     p.add_argument("--labelled-fraction", type=float, default=0.3)
     p.add_argument("--small-n", type=int, default=100, help="N at or below which M2 has 300 hidden units (else 500)")
     p.add_argument("--m2-pixel-epochs", type=int, default=4, help="M2 on pixels (0: skip)")
@@ -80,7 +82,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--name", default="ssl_mnist")
     p.add_argument("--no-write", action="store_true", help="print the results only (trial runs)")
-    p.add_argument("--render", metavar="JSON", help="only rewrite the Markdown from a results JSON of this script")
+    p.add_argument("--render", metavar="JSON", help="only rewrite the Markdown from a results JSON of this script (beside that JSON)")
     return p.parse_args()
 
 
@@ -158,7 +160,8 @@ def run_job(job: tuple[str, int, int]) -> dict:
                           "test_error": round(_error(model, xs["test"], G["test_y"]), 2)})
 
         fit_m2(xs["train"], y, model=model, labelled_fraction=a.labelled_fraction, on_epoch_end=on_epoch,
-               train_config=TrainConfig(epochs=epochs, batch_size=a.m2_batch, lr=lr, seed=draw, progress=False))
+               train_config=TrainConfig(epochs=epochs, batch_size=a.m2_batch, lr=lr, seed=draw, progress=False,
+                                        schedule=a.m2_schedule))
         result.update(test_error=curve[-1]["test_error"], val_error=curve[-1]["val_error"], epochs=epochs,
                       hidden=list(hidden), curve=curve)
         if draw == 0 and n == max(a.labels):   # kept for the analogy figure
@@ -181,8 +184,10 @@ def m2_epoch_flops(d: int, hidden: int, n_rows: int, n_lab: int, c: int = 10, la
 def main() -> int:
     args = parse_args()
     if args.render:
-        data = json.loads(Path(args.render).read_text())
-        (RESULTS / f"{args.name}.md").write_text(markdown(data))
+        source = Path(args.render)
+        data = json.loads(source.read_text())
+        if not args.no_write:  # next to the JSON it came from, under the same name
+            source.with_suffix(".md").write_text(markdown(data))
         print(markdown(data))
         return 0
     torch.set_num_threads(args.threads)
@@ -284,6 +289,7 @@ def summarize(runs: list[dict], m1_seconds: float) -> list[dict]:
 
 def markdown(data: dict) -> str:
     s = data["settings"]
+    annealed = ", cosine-annealed to 0" if s.get("m2_schedule", "none") == "cosine" else ""
     lines = [
         "# Semi-supervised MNIST: M1+SVM, M2, M1+M2 (Kingma et al. 2014, Table 1)", "",
         f"Command: `{data['command']}`  ",
@@ -295,9 +301,9 @@ def markdown(data: dict) -> str:
         f"{s['m1_warmup_epochs']:g} epochs), trained once in "
         f"**{data['m1']['seconds']:.0f} s** and shared by every M1+SVM and M1+M2 run; "
         f"{data['m1']['active_dims']} of its 50 latent dimensions are active (posterior-mean std > 0.1). "
-        f"M2: {s['m2_epochs']} epochs on M1's codes (batch {s['m2_batch']}, Adam {s['m2_lr']}, alpha 0.1, "
+        f"M2: {s['m2_epochs']} epochs on M1's codes (batch {s['m2_batch']}, Adam {s['m2_lr']}{annealed}, alpha 0.1, "
         f"labelled rows oversampled to {s['labelled_fraction']:.0%} of each batch)"
-        + (f"; M2 on pixels: {s['m2_pixel_epochs']} epochs (Adam {s['m2_pixel_lr']}), {s['m2_pixel_draws']} draw(s)."
+        + (f"; M2 on pixels: {s['m2_pixel_epochs']} epochs (Adam {s['m2_pixel_lr']}{annealed}), {s['m2_pixel_draws']} draw(s)."
            if s["m2_pixel_epochs"] else "; M2 on pixels not run."), "",
         f"Whole benchmark: {(data['m1']['seconds'] + data['runs_wall_seconds']) / 60:.1f} min of wall-clock time "
         f"(M1 {data['m1']['seconds']:.0f} s, then all runs {data['runs_wall_seconds']:.0f} s).", "",
