@@ -68,6 +68,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ae-epochs", type=int, default=6)
     p.add_argument("--vae-epochs", type=int, default=6)
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--schedule", choices=["none", "cosine"], default="none",
+                   help="the AE's and VAE's learning rate: constant, or cosine-annealed to 0 over their epochs")
     p.add_argument("--lr", type=float, default=None,
                    help="Adam's learning rate (default 2e-3 for the MLP; 5e-4 for conv, where 2e-3 left the conv AE "
                         "stuck at the mean image with dead ReLUs after one epoch here)")
@@ -89,7 +91,7 @@ def method_options(args: argparse.Namespace) -> dict[str, dict]:
         net = {"hidden_dims": tuple(int(h) for h in args.hidden_dims.split(","))}
     if args.lr is None:
         args.lr = 5e-4 if args.arch == "conv" else 2e-3
-    common = {"batch_size": args.batch_size, "learning_rate": args.lr}
+    common = {"batch_size": args.batch_size, "learning_rate": args.lr, "train_options": {"schedule": args.schedule}}
     methods = args.methods.split(",")
     # The AE is trained on squared error (a Gaussian decoder), the metric reported; the VAE on the
     # Bernoulli likelihood (cross-entropy on grey levels), the usual MNIST VAE, or on a Gaussian of
@@ -132,8 +134,9 @@ def settings_lines(args: dict) -> str:
                    else f"Gaussian decoder with fixed std {args['vae_std']}")
     arch = (f"MLP 784-{hidden}-d, mirrored decoder" if args["arch"] == "mlp"
             else "conv Conv64-s2 -> Conv128-s2 -> Dense512 -> d, mirrored")
+    annealed = ", cosine-annealed to 0" if args.get("schedule", "none") == "cosine" else ""
     lines = {
-        "ae": f"- AE: {arch}, ReLU, Gaussian decoder (squared error), Adam lr {args['lr']}, batch {args['batch_size']}, "
+        "ae": f"- AE: {arch}, ReLU, Gaussian decoder (squared error), Adam lr {args['lr']}{annealed}, batch {args['batch_size']}, "
               f"{args['ae_epochs']} epochs (paper: conv, 50 epochs, batch 256)\n",
         "vae": f"- VAE: same network, {vae_decoder}, posterior mean as the embedding, {args['vae_epochs']} epochs "
                f"(paper: conv, 30 epochs, batch 128)\n",

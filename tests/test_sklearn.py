@@ -5,6 +5,7 @@ score is the ELBO recomputed with torch.distributions."""
 
 from __future__ import annotations
 
+import math
 import pickle
 
 import numpy as np
@@ -170,6 +171,25 @@ def test_user_errors(digits):
         VAEReducer(model="ae").fit(X)
     with pytest.raises(ConfigError, match="Unknown model"):
         AutoencoderReducer(model="no-such-model").fit(X)
+    with pytest.raises(ConfigError, match="set learning_rate instead"):
+        AutoencoderReducer(train_options={"lr": 0.1}).fit(X)
+    with pytest.raises(ConfigError, match="Unknown option 'nonsense' for TrainConfig"):
+        VAEReducer(train_options={"nonsense": 1}).fit(X)
+    with pytest.raises(ConfigError, match="train_options"):
+        AutoencoderReducer(train_options="cosine").fit(X)
+
+
+def test_train_options_reach_the_trainer_and_survive_saving(digits, tmp_path):
+    X, _ = digits
+    est = VAEReducer(**{**TINY, "max_epochs": 4}, random_state=0, train_options={"schedule": "cosine", "min_lr": 1e-5}).fit(X)
+    lrs = [row["lr"] for row in est.history_]
+    cosine = [1e-5 + (1e-3 - 1e-5) * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]  # the lr each epoch ran at
+    assert lrs == pytest.approx(cosine)
+    plain = VAEReducer(**{**TINY, "max_epochs": 4}, random_state=0).fit(X)
+    assert {row["lr"] for row in plain.history_} == {1e-3}
+    again = VAEReducer.from_pretrained(est.save_pretrained(tmp_path / "est"))
+    assert again.get_params() == est.get_params()
+    np.testing.assert_allclose(again.transform(X[:5]), est.transform(X[:5]), atol=1e-6)
 
 
 def test_conditional_models_are_refused_by_flag(digits, monkeypatch):

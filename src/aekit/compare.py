@@ -216,6 +216,8 @@ def _make_method(name: str, dim: int, opts: dict[str, Any], shape: tuple[int, ..
     arch = model_options.get("architecture", "mlp")
     convs = f"conv {model_options.get('conv_channels', '')} + " if arch == "conv" else ""
     note = f"{est_cls.__name__}: {convs}dense {list(est.hidden_dims)}, {est.max_epochs} epochs, batch {est.batch_size}"
+    schedule = (est.train_options or {}).get("schedule", "none")
+    note += f", {schedule} learning-rate schedule" if schedule != "none" else ""
     uses_labels = registry.get(name)[0].uses_labels
     return est, uses_labels, note + ("; trained with the training labels" if uses_labels else "")
 

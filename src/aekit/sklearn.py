@@ -55,6 +55,8 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             raise ConfigError(f"learning_rate={self.learning_rate!r} must be a positive number.")
         if self.model_options is not None and not isinstance(self.model_options, dict):
             raise ConfigError(f"model_options={self.model_options!r} must be a dict of the model's config fields or None.")
+        if self.train_options is not None and not isinstance(self.train_options, dict):
+            raise ConfigError(f"train_options={self.train_options!r} must be a dict of TrainConfig fields or None.")
 
     def _model_class(self) -> tuple[type, type]:
         model_cls, config_cls = registry.get(self.model)
@@ -103,10 +105,15 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         model_cls, config_cls = self._model_class()
         config = self._build_config(config_cls, X)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        train_config = TrainConfig(
-            epochs=int(self.max_epochs), batch_size=int(self.batch_size), lr=float(self.learning_rate),
-            seed=seed, progress=bool(self.verbose), device=self.device,
-        )
+        options = dict(self.train_options or {})
+        for key, param in (("epochs", "max_epochs"), ("batch_size", "batch_size"), ("lr", "learning_rate"),
+                           ("seed", "random_state"), ("progress", "verbose"), ("device", "device")):
+            if key in options:
+                raise ConfigError(f"train_options[{key!r}] duplicates the estimator's {param} parameter; set {param} instead.")
+        train_config = TrainConfig.from_dict({
+            **options, "epochs": int(self.max_epochs), "batch_size": int(self.batch_size), "lr": float(self.learning_rate),
+            "seed": seed, "progress": bool(self.verbose), "device": self.device,
+        })
         labels = None
         if y is not None and model_cls.uses_labels:
             labels = torch.as_tensor(np.asarray(y), dtype=torch.long)
@@ -247,15 +254,19 @@ class AutoencoderReducer(_BaseReducer):
     mirrors them); ``model_options`` any other config field of the model (e.g. ``{"architecture":
     "conv", "input_shape": [1, 28, 28]}`` to read each row as an image). When the model has a
     ``likelihood`` field that ``model_options`` does not set, it is Bernoulli for data in [0, 1]
-    and Gaussian otherwise. ``score`` is the negative mean squared reconstruction error.
+    and Gaussian otherwise. ``train_options`` any other field of ``aekit.config.TrainConfig`` (e.g.
+    ``{"schedule": "cosine"}`` or ``{"weight_decay": 1e-4, "optimizer": "adamw"}``). ``score`` is the
+    negative mean squared reconstruction error.
     """
 
     def __init__(self, model: str = "ae", n_components: int = 2, model_options: dict | None = None,
                  hidden_dims: tuple[int, ...] = (256, 128), max_epochs: int = 50, batch_size: int = 128,
-                 learning_rate: float = 1e-3, random_state: Any = None, verbose: bool = False, device: str = "cpu"):
+                 learning_rate: float = 1e-3, random_state: Any = None, verbose: bool = False, device: str = "cpu",
+                 train_options: dict | None = None):
         self.model = model
         self.n_components = n_components
         self.model_options = model_options
+        self.train_options = train_options
         self.hidden_dims = hidden_dims
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -280,10 +291,12 @@ class VAEReducer(_BaseReducer):
 
     def __init__(self, n_components: int = 2, model: str = "vae", model_options: dict | None = None,
                  hidden_dims: tuple[int, ...] = (256, 128), max_epochs: int = 50, batch_size: int = 128,
-                 learning_rate: float = 1e-3, random_state: Any = None, verbose: bool = False, device: str = "cpu"):
+                 learning_rate: float = 1e-3, random_state: Any = None, verbose: bool = False, device: str = "cpu",
+                 train_options: dict | None = None):
         self.n_components = n_components
         self.model = model
         self.model_options = model_options
+        self.train_options = train_options
         self.hidden_dims = hidden_dims
         self.max_epochs = max_epochs
         self.batch_size = batch_size
