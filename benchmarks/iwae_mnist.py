@@ -92,6 +92,9 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lr-final", type=float, default=1e-4, help="learning rate of the last epoch (exponential decay)")
+    p.add_argument("--schedule", choices=["exponential", "burda"], default="exponential",
+                   help="exponential: lr to --lr-final over the passes; burda: the paper's stages, 3^i passes at "
+                        "lr * 10^(-i/7) for i = 0..7 (3280 passes), stretched or shrunk to --epochs")
     p.add_argument("--binarization", choices=["dynamic", "static"], default="dynamic")
     p.add_argument("--eval-k", type=int, default=5000)
     p.add_argument("--eval-n", type=int, default=0, help="test images to evaluate (0: all)")
@@ -124,11 +127,20 @@ def main() -> None:
     init_s, init_cpu, init_text = 0.0, 0.0, ""
     if args.init:
         init_s, init_cpu, init_text = initialise(model, Path(args.init))
-    gamma = (args.lr_final / args.lr) ** (1.0 / max(1, args.epochs - 1))
+    if args.schedule == "burda":
+        # Stage i ends after 3^0 + ... + 3^i passes (1, 4, 13, ..., 3280); the lr drops by 10^(-1/7) at each end.
+        ends = [(3 ** (i + 1) - 1) // 2 for i in range(7)]
+        milestones = tuple(max(1, round(e * args.epochs / 3280)) for e in ends)  # repeats drop the lr repeatedly
+        sched = {"schedule": "multistep", "milestones": milestones, "gamma": 10 ** (-1 / 7)}
+        lr_text = f"lr {args.lr:g} times 10^(-1/7) after passes {', '.join(map(str, milestones))} (the paper's stages scaled to {args.epochs} passes)"
+    else:
+        gamma = (args.lr_final / args.lr) ** (1.0 / max(1, args.epochs - 1))
+        sched = {"schedule": "exponential", "gamma": gamma}
+        lr_text = f"lr {args.lr:g} decayed by {gamma:.4f} per pass to {args.lr_final:g}"
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer="adam", betas=(0.9, 0.999),
-                     eps=1e-4, schedule="exponential", gamma=gamma, seed=args.seed, progress=False)
+                     eps=1e-4, seed=args.seed, progress=False, **sched)
     schedule = (f"{init_text}{args.epochs} passes, batch {args.batch_size} ({args.epochs * math.ceil(x.shape[0] / args.batch_size):,} steps), "
-                f"Adam eps 1e-4, lr {args.lr:g} decayed by {gamma:.4f} per pass to {args.lr_final:g}")
+                f"Adam eps 1e-4, {lr_text}")
     print(f"{tag}: {schedule}", flush=True)
 
     def report(row: dict[str, float]) -> None:

@@ -117,6 +117,9 @@ def test_schedules_and_optimizers_run(data):
     m = vae()
     res = fit(m, x, config=TrainConfig(epochs=2, schedule="cosine", lr=1e-3, progress=False))
     assert res.history[1]["lr"] < 1e-3
+    m = vae()  # piecewise constant: x gamma after epoch 1, x gamma^2 after epoch 3 (Burda et al.'s 3^i-pass stages, shortened)
+    res = fit(m, x, config=TrainConfig(epochs=5, schedule="multistep", milestones=(1, 3, 3), gamma=0.5, lr=1e-3, progress=False))
+    assert [r["lr"] for r in res.history] == pytest.approx([1e-3, 5e-4, 5e-4, 1.25e-4, 1.25e-4])
 
 
 def test_bf16_autocast_trains(data):
@@ -132,6 +135,9 @@ def test_bad_train_config_values():
         TrainConfig(optimizer="rmsprop2")
     with pytest.raises(ConfigError, match="epochs"):
         TrainConfig(epochs=0)
+    for bad in ((), (3, 1), (0, 2)):
+        with pytest.raises(ConfigError, match="milestones"):
+            TrainConfig(schedule="multistep", milestones=bad)
 
 
 def test_logged_means_weight_every_example_once(data):

@@ -173,7 +173,7 @@ class ModelConfig(Config):
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "adagrad")
-SCHEDULES = ("none", "cosine", "step", "plateau", "exponential")
+SCHEDULES = ("none", "cosine", "step", "multistep", "plateau", "exponential")
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,7 @@ class TrainConfig(Config):
     eps: float = 1e-8
     schedule: str = "none"
     step_size: int = 30
+    milestones: tuple[int, ...] = ()  # "multistep": epochs after which lr is multiplied by gamma (once per mention)
     gamma: float = 0.1
     min_lr: float = 0.0
     grad_clip: float = 0.0
@@ -212,6 +213,10 @@ class TrainConfig(Config):
         check_positive("grad_clip", self.grad_clip, allow_zero=True)
         check_positive("patience", self.patience, allow_zero=True)
         check_positive("checkpoint_every", self.checkpoint_every)
+        if self.schedule == "multistep" and (
+            not self.milestones or any(int(m) < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones)
+        ):
+            raise ConfigError(f"milestones={self.milestones!r} must be non-decreasing positive epochs for schedule='multistep' (a repeated epoch multiplies by gamma again).")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"betas={self.betas!r} must be two numbers in [0, 1).")
 

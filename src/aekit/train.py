@@ -66,6 +66,8 @@ def make_scheduler(opt: torch.optim.Optimizer, c: TrainConfig) -> Any:
         return s.CosineAnnealingLR(opt, T_max=c.epochs, eta_min=c.min_lr)
     if c.schedule == "step":
         return s.StepLR(opt, step_size=c.step_size, gamma=c.gamma)
+    if c.schedule == "multistep":
+        return s.MultiStepLR(opt, milestones=list(c.milestones), gamma=c.gamma)
     if c.schedule == "exponential":
         return s.ExponentialLR(opt, gamma=c.gamma)
     if c.schedule == "plateau":
