@@ -221,6 +221,15 @@ def test_m1_and_m1_m2_classifiers_fit_predict_and_pickle():
     np.testing.assert_allclose(probs, stack.predict_proba(X[:20]), rtol=1e-5, atol=1e-6)
     assert m1.transform(X[:5]).shape == (5, 8)
     assert not hasattr(m1, "predict_proba")                               # SVC() has no probabilities
+    # Trainer options reach M1 and M2; the estimator's own parameters cannot be set twice.
+    one = M2Classifier(hidden_dims=(16,), latent_dim=4, max_epochs=1, random_state=0).fit(X, names)
+    two = M2Classifier(hidden_dims=(16,), latent_dim=4, max_epochs=2, random_state=0).fit(X, names)
+    frozen = M2Classifier(hidden_dims=(16,), latent_dim=4, max_epochs=2, random_state=0,   # lr 0 in epoch 2
+                          train_options={"schedule": "step", "step_size": 1, "gamma": 0.0}).fit(X, names)
+    np.testing.assert_array_equal(frozen.predict_proba(X[:20]), one.predict_proba(X[:20]))
+    assert not np.allclose(two.predict_proba(X[:20]), one.predict_proba(X[:20]))
+    with pytest.raises(ConfigError, match="set max_epochs instead"):
+        M1Classifier(train_options={"epochs": 3}).fit(X, names)
 
 
 @pytest.mark.parametrize("check", [

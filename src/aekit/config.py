@@ -221,5 +221,17 @@ class TrainConfig(Config):
             raise ConfigError(f"betas={self.betas!r} must be two numbers in [0, 1).")
 
 
+def estimator_train_config(train_options: Any, params: dict[str, tuple[str, Any]]) -> TrainConfig:
+    """The TrainConfig of a scikit-learn estimator: ``params`` maps the fields its own parameters set to
+    (parameter name, value); ``train_options`` (a dict or None) may set any other field."""
+    if train_options is not None and not isinstance(train_options, dict):
+        raise ConfigError(f"train_options={train_options!r} must be a dict of TrainConfig fields or None.")
+    options = dict(train_options or {})
+    for key, (param, _) in params.items():
+        if key in options:
+            raise ConfigError(f"train_options[{key!r}] duplicates the estimator's {param} parameter; set {param} instead.")
+    return TrainConfig.from_dict({**options, **{key: value for key, (_, value) in params.items()}})
+
+
 def config_fields(cls: type[Config]) -> list[dataclasses.Field]:
     return list(fields(cls))

@@ -27,7 +27,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import registry
-from .config import TrainConfig
+from .config import TrainConfig, estimator_train_config
 from .errors import ConfigError, DataError
 
 _BATCH = 4096
@@ -74,8 +74,11 @@ class _SemiBase(ClassifierMixin, BaseEstimator):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a positive integer.")
-        return TrainConfig(epochs=int(epochs), batch_size=int(self.batch_size), lr=float(self.learning_rate),
-                           seed=seed, progress=bool(self.verbose), device=self.device)
+        return estimator_train_config(self.train_options, {
+            "epochs": ("max_epochs", int(epochs)), "batch_size": ("batch_size", int(self.batch_size)),
+            "lr": ("learning_rate", float(self.learning_rate)), "seed": ("random_state", seed),
+            "progress": ("verbose", bool(self.verbose)), "device": ("device", self.device),
+        })
 
     def _likelihood(self, X: np.ndarray) -> str:
         if self.likelihood is not None:
@@ -115,7 +118,7 @@ class M2Classifier(_SemiBase):
     with ``stack_m1`` M2 models M1's codes with a Gaussian and M1 has the likelihood instead.
     ``m1_latent_dim``, ``m1_hidden_dims``, ``m1_max_epochs``: M1 (the paper: 50, (600, 600)).
     ``labelled_fraction``: share of each batch given to (repeated) labelled rows. ``model_options``:
-    any other M2Config field.
+    any other M2Config field; ``train_options`` any other TrainConfig field, for M1 and M2 alike.
     """
 
     def __init__(self, stack_m1: bool = False, latent_dim: int = 50, hidden_dims: tuple[int, ...] = (500,),
@@ -123,7 +126,7 @@ class M2Classifier(_SemiBase):
                  m1_hidden_dims: tuple[int, ...] = (600, 600), m1_max_epochs: int = 50, max_epochs: int = 50,
                  batch_size: int = 100, learning_rate: float = 1e-3, labelled_fraction: float = 0.1,
                  model_options: dict | None = None, random_state: Any = None, device: str = "cpu",
-                 verbose: bool = False):
+                 verbose: bool = False, train_options: dict | None = None):
         self.stack_m1 = stack_m1
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
@@ -140,6 +143,7 @@ class M2Classifier(_SemiBase):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.train_options = train_options
 
     def fit(self, X: Any, y: Any) -> "M2Classifier":
         """Train on X (n_samples, n_features) with labels y, -1 marking unlabelled rows."""
@@ -191,13 +195,14 @@ class M1Classifier(_SemiBase):
     """M1 (a VAE fitted on every row of X, labelled or not) + a classifier fitted on the posterior
     means of the labelled rows (``classifier``, default ``SVC()``; the paper used a transductive SVM).
 
-    ``transform(X)`` gives the features (posterior means, (n_samples, latent_dim)).
+    ``transform(X)`` gives the features (posterior means, (n_samples, latent_dim)). ``train_options``: any
+    TrainConfig field the other parameters do not set (e.g. ``{"schedule": "cosine"}``).
     """
 
     def __init__(self, classifier: Any = None, latent_dim: int = 50, hidden_dims: tuple[int, ...] = (600, 600),
                  activation: str = "softplus", likelihood: str | None = None, max_epochs: int = 50,
                  batch_size: int = 100, learning_rate: float = 1e-3, binarize: bool | None = None,
-                 random_state: Any = None, device: str = "cpu", verbose: bool = False):
+                 random_state: Any = None, device: str = "cpu", verbose: bool = False, train_options: dict | None = None):
         self.classifier = classifier
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
@@ -210,6 +215,7 @@ class M1Classifier(_SemiBase):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+        self.train_options = train_options
 
     def fit(self, X: Any, y: Any) -> "M1Classifier":
         from sklearn.svm import SVC

@@ -55,8 +55,6 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             raise ConfigError(f"learning_rate={self.learning_rate!r} must be a positive number.")
         if self.model_options is not None and not isinstance(self.model_options, dict):
             raise ConfigError(f"model_options={self.model_options!r} must be a dict of the model's config fields or None.")
-        if self.train_options is not None and not isinstance(self.train_options, dict):
-            raise ConfigError(f"train_options={self.train_options!r} must be a dict of TrainConfig fields or None.")
 
     def _model_class(self) -> tuple[type, type]:
         model_cls, config_cls = registry.get(self.model)
@@ -97,7 +95,7 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def fit(self, X: Any, y: Any = None) -> "_BaseReducer":
         """Train a fresh model on X (n_samples, n_features); labels are used only by models that use them."""
-        from .config import TrainConfig
+        from .config import estimator_train_config
         from .train import fit as train_fit
 
         self._check_params()
@@ -105,14 +103,10 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         model_cls, config_cls = self._model_class()
         config = self._build_config(config_cls, X)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        options = dict(self.train_options or {})
-        for key, param in (("epochs", "max_epochs"), ("batch_size", "batch_size"), ("lr", "learning_rate"),
-                           ("seed", "random_state"), ("progress", "verbose"), ("device", "device")):
-            if key in options:
-                raise ConfigError(f"train_options[{key!r}] duplicates the estimator's {param} parameter; set {param} instead.")
-        train_config = TrainConfig.from_dict({
-            **options, "epochs": int(self.max_epochs), "batch_size": int(self.batch_size), "lr": float(self.learning_rate),
-            "seed": seed, "progress": bool(self.verbose), "device": self.device,
+        train_config = estimator_train_config(self.train_options, {
+            "epochs": ("max_epochs", int(self.max_epochs)), "batch_size": ("batch_size", int(self.batch_size)),
+            "lr": ("learning_rate", float(self.learning_rate)), "seed": ("random_state", seed),
+            "progress": ("verbose", bool(self.verbose)), "device": ("device", self.device),
         })
         labels = None
         if y is not None and model_cls.uses_labels:
