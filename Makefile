@@ -21,4 +21,4 @@ demo: setup
 	$(BIN)/aekit evaluate runs/demo --data digits --k 1000
 
 test: setup
-	$(BIN)/python -m pytest -x -q tests
+	$(BIN)/python -m pytest -x tests
