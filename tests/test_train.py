@@ -135,7 +135,7 @@ def test_bad_train_config_values():
         TrainConfig(optimizer="rmsprop2")
     with pytest.raises(ConfigError, match="epochs"):
         TrainConfig(epochs=0)
-    for bad in ((), (3, 1), (0, 2)):
+    for bad in ((), (3, 1), (0, 2), ("a",)):
         with pytest.raises(ConfigError, match="milestones"):
             TrainConfig(schedule="multistep", milestones=bad)
 

@@ -214,23 +214,29 @@ class TrainConfig(Config):
         check_positive("patience", self.patience, allow_zero=True)
         check_positive("checkpoint_every", self.checkpoint_every)
         if self.schedule == "multistep" and (
-            not self.milestones or any(int(m) < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones)
+            not self.milestones
+            or not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in self.milestones)
+            or list(self.milestones) != sorted(self.milestones)
         ):
             raise ConfigError(f"milestones={self.milestones!r} must be non-decreasing positive epochs for schedule='multistep' (a repeated epoch multiplies by gamma again).")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"betas={self.betas!r} must be two numbers in [0, 1).")
 
 
-def estimator_train_config(train_options: Any, params: dict[str, tuple[str, Any]]) -> TrainConfig:
-    """The TrainConfig of a scikit-learn estimator: ``params`` maps the fields its own parameters set to
-    (parameter name, value); ``train_options`` (a dict or None) may set any other field."""
-    if train_options is not None and not isinstance(train_options, dict):
-        raise ConfigError(f"train_options={train_options!r} must be a dict of TrainConfig fields or None.")
-    options = dict(train_options or {})
-    for key, (param, _) in params.items():
+def estimator_train_config(est: Any, epochs: int, seed: int) -> TrainConfig:
+    """The TrainConfig of one of aekit's scikit-learn estimators: ``epochs`` and ``seed`` as given, the
+    estimator's ``batch_size``, ``learning_rate``, ``verbose`` and ``device``, and from its
+    ``train_options`` (a dict or None) any other field; an option those parameters already set is refused."""
+    own = {"epochs": ("max_epochs", int(epochs)), "batch_size": ("batch_size", int(est.batch_size)),
+           "lr": ("learning_rate", float(est.learning_rate)), "seed": ("random_state", int(seed)),
+           "progress": ("verbose", bool(est.verbose)), "device": ("device", est.device)}
+    if est.train_options is not None and not isinstance(est.train_options, dict):
+        raise ConfigError(f"train_options={est.train_options!r} must be a dict of TrainConfig fields or None.")
+    options = dict(est.train_options or {})
+    for key, (param, _) in own.items():
         if key in options:
             raise ConfigError(f"train_options[{key!r}] duplicates the estimator's {param} parameter; set {param} instead.")
-    return TrainConfig.from_dict({**options, **{key: value for key, (_, value) in params.items()}})
+    return TrainConfig.from_dict({**options, **{key: value for key, (_, value) in own.items()}})
 
 
 def config_fields(cls: type[Config]) -> list[dataclasses.Field]:

@@ -74,11 +74,7 @@ class _SemiBase(ClassifierMixin, BaseEstimator):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"{name}={value!r} must be a positive integer.")
-        return estimator_train_config(self.train_options, {
-            "epochs": ("max_epochs", int(epochs)), "batch_size": ("batch_size", int(self.batch_size)),
-            "lr": ("learning_rate", float(self.learning_rate)), "seed": ("random_state", seed),
-            "progress": ("verbose", bool(self.verbose)), "device": ("device", self.device),
-        })
+        return estimator_train_config(self, epochs, seed)
 
     def _likelihood(self, X: np.ndarray) -> str:
         if self.likelihood is not None:

@@ -103,11 +103,7 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         model_cls, config_cls = self._model_class()
         config = self._build_config(config_cls, X)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        train_config = estimator_train_config(self.train_options, {
-            "epochs": ("max_epochs", int(self.max_epochs)), "batch_size": ("batch_size", int(self.batch_size)),
-            "lr": ("learning_rate", float(self.learning_rate)), "seed": ("random_state", seed),
-            "progress": ("verbose", bool(self.verbose)), "device": ("device", self.device),
-        })
+        train_config = estimator_train_config(self, self.max_epochs, seed)
         labels = None
         if y is not None and model_cls.uses_labels:
             labels = torch.as_tensor(np.asarray(y), dtype=torch.long)
