@@ -79,6 +79,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--m2-pixel-draws", type=int, default=1)
     p.add_argument("--m2-pixel-lr", type=float, default=1e-3)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--report-every", type=int, default=10, help="print a run's errors every this many epochs (0: only at the end)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--name", default="ssl_mnist")
     p.add_argument("--no-write", action="store_true", help="print the results only (trial runs)")
@@ -158,6 +159,11 @@ def run_job(job: tuple[str, int, int]) -> dict:
                           "train_elbo": round(row["train_elbo"], 3),
                           "val_error": round(_error(model, xs["val"], G["val_y"]), 2),
                           "test_error": round(_error(model, xs["test"], G["test_y"]), 2)})
+            e = curve[-1]
+            if a.report_every and (e["epoch"] % a.report_every == 0 or e["epoch"] == epochs):
+                print(f"    {method} N={n} draw {draw} epoch {e['epoch']}: val error {e['val_error']:.2f}%, "
+                      f"test error {e['test_error']:.2f}%, train ELBO {e['train_elbo']:.3f} ({e['seconds']:.0f} s)",
+                      flush=True)
 
         fit_m2(xs["train"], y, model=model, labelled_fraction=a.labelled_fraction, on_epoch_end=on_epoch,
                train_config=TrainConfig(epochs=epochs, batch_size=a.m2_batch, lr=lr, seed=draw, progress=False,
