@@ -66,6 +66,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--m1-epochs", type=int, default=12)
     p.add_argument("--m1-batch", type=int, default=100)
     p.add_argument("--m1-lr", type=float, default=1e-3)
+    p.add_argument("--m1-hidden", type=int, nargs="+", default=[600, 600], help="M1's hidden layers (the paper: 600 600; the authors' code: 500 500)")
+    p.add_argument("--m1-weight-decay", type=float, default=0.0,
+                   help="L2 weight decay of M1's Adam (the authors' code: 1/N = 2e-5 per example, a N(0, 1) prior on the weights)")
     p.add_argument("--m1-warmup-epochs", type=float, default=4.0, help="KL weight rises from 0 to 1 over these epochs")
     p.add_argument("--m1-dir", help="keep the trained M1 here and reuse it when present (its training time is kept with it)")
     p.add_argument("--m2-epochs", type=int, default=10)
@@ -92,9 +95,13 @@ def train_m1(args: argparse.Namespace, x: torch.Tensor, val_x: torch.Tensor) -> 
     cache = Path(args.m1_dir) if args.m1_dir else None
     if cache is not None and (cache / "config.json").is_file():
         meta = read_config(cache)
-        if meta.get("epochs") == args.m1_epochs and meta.get("warmup_epochs", 0.0) == args.m1_warmup_epochs:
-            print(f"M1: reusing {cache} ({meta['train_seconds']:.0f} s of training)", flush=True)
-            return from_pretrained(cache), float(meta["train_seconds"]), meta.get("history_last", {})
+        same = (meta.get("epochs") == args.m1_epochs and meta.get("warmup_epochs", 0.0) == args.m1_warmup_epochs
+                and list(meta["config"].get("hidden_dims", [])) == args.m1_hidden
+                and meta.get("weight_decay", 0.0) == args.m1_weight_decay)
+        if not same:   # refuse rather than overwrite an M1 that took minutes to train
+            raise SystemExit(f"--m1-dir {cache} holds an M1 trained with other settings; give another folder.")
+        print(f"M1: reusing {cache} ({meta['train_seconds']:.0f} s of training)", flush=True)
+        return from_pretrained(cache), float(meta["train_seconds"]), meta.get("history_last", {})
     torch.manual_seed(0)
     last: dict = {}
 
@@ -105,11 +112,14 @@ def train_m1(args: argparse.Namespace, x: torch.Tensor, val_x: torch.Tensor) -> 
 
     t0 = time.perf_counter()
     warmup = int(round(args.m1_warmup_epochs * math.ceil(x.shape[0] / args.m1_batch)))
-    m1 = fit_m1(x, config=default_m1_config((784,), kl_warmup_steps=warmup), val_x=val_x, binarize=True, on_epoch_end=report,
-                train_config=TrainConfig(epochs=args.m1_epochs, batch_size=args.m1_batch, lr=args.m1_lr, seed=0, progress=False))
+    config = default_m1_config((784,), kl_warmup_steps=warmup, hidden_dims=tuple(args.m1_hidden))
+    m1 = fit_m1(x, config=config, val_x=val_x, binarize=True, on_epoch_end=report,
+                train_config=TrainConfig(epochs=args.m1_epochs, batch_size=args.m1_batch, lr=args.m1_lr, seed=0, progress=False,
+                                         weight_decay=args.m1_weight_decay))
     seconds = time.perf_counter() - t0
     if cache is not None:
         m1.save_pretrained(cache, epochs=args.m1_epochs, warmup_epochs=args.m1_warmup_epochs, train_seconds=seconds,
+                           weight_decay=args.m1_weight_decay,
                            history_last=last)
     return m1, seconds, last
 
@@ -222,7 +232,9 @@ def main() -> int:
     runs_wall = time.perf_counter() - t0
 
     # FLOP floors of one epoch at the measured GEMM rate (one thread per process).
-    m1_flops = linear_train_flops([(784, 600), (600, 600), (600, 100), (50, 600), (600, 600), (600, 784)], 50_000)
+    sizes = [784, *args.m1_hidden]
+    m1_layers = list(zip(sizes[:-1], sizes[1:]))
+    m1_flops = linear_train_flops(m1_layers + [(sizes[-1], 100), (50, sizes[-1])] + [(o, i) for i, o in reversed(m1_layers)], 50_000)
     floors = {"M1 epoch": m1_flops / rate}
     for n in args.labels:
         y_l = labelled_subset(d.train.y, n, 0)
@@ -303,7 +315,8 @@ def markdown(data: dict) -> str:
         f"{data['load_average_end'][0]:.2f} at the end (the 2 cores are shared with other jobs)  ",
         f"Started {data['started']}; {s['workers']} worker process(es) with {s['threads']} thread(s) each; "
         f"measured GEMM rate per process {data['gemm_gflops_per_process']} GFLOP/s.", "",
-        f"M1: {s['m1_epochs']} epochs (batch {s['m1_batch']}, Adam {s['m1_lr']}, KL warm-up over "
+        f"M1: 784-{'-'.join(map(str, s.get('m1_hidden', [600, 600])))}-50, {s['m1_epochs']} epochs (batch {s['m1_batch']}, "
+        f"Adam {s['m1_lr']}{', weight decay %g' % s['m1_weight_decay'] if s.get('m1_weight_decay') else ''}, KL warm-up over "
         f"{s['m1_warmup_epochs']:g} epochs), trained once in "
         f"**{data['m1']['seconds']:.0f} s** and shared by every M1+SVM and M1+M2 run; "
         f"{data['m1']['active_dims']} of its 50 latent dimensions are active (posterior-mean std > 0.1). "
