@@ -77,6 +77,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--m2-schedule", choices=["none", "cosine"], default="none",
                    help="M2's learning rate: constant, or cosine-annealed to 0 over its epochs")
     p.add_argument("--labelled-fraction", type=float, default=0.3)
+    p.add_argument("--m2-init-std", type=float, help="start M2's weights at N(0, s^2) as the authors' code does with "
+                                                      "1e-3 (default: PyTorch's initialization)")
     p.add_argument("--small-n", type=int, default=100, help="N at or below which M2 has 300 hidden units (else 500)")
     p.add_argument("--m2-pixel-epochs", type=int, default=4, help="M2 on pixels (0: skip)")
     p.add_argument("--m2-pixel-draws", type=int, default=1)
@@ -153,11 +155,12 @@ def run_job(job: tuple[str, int, int]) -> dict:
         pixels = method == "M2"
         hidden = (300,) if n <= a.small_n else (500,)
         if pixels:
-            config = M2Config(input_shape=(784,), hidden_dims=hidden, latent_dim=50, likelihood="bernoulli")
+            config = M2Config(input_shape=(784,), hidden_dims=hidden, latent_dim=50, likelihood="bernoulli",
+                              init_std=a.m2_init_std)
             xs = {"train": G["x"]["train"], "val": G["x"]["val"], "test": G["x"]["test"]}
             epochs, lr = a.m2_pixel_epochs, a.m2_pixel_lr
         else:
-            config = default_m2_codes_config(G["d"], 10, hidden_dims=hidden)
+            config = default_m2_codes_config(G["d"], 10, hidden_dims=hidden, init_std=a.m2_init_std)
             xs = G["codes"]
             epochs, lr = a.m2_epochs, a.m2_lr
         torch.manual_seed(1000 + draw)
@@ -321,7 +324,8 @@ def markdown(data: dict) -> str:
         f"**{data['m1']['seconds']:.0f} s** and shared by every M1+SVM and M1+M2 run; "
         f"{data['m1']['active_dims']} of its 50 latent dimensions are active (posterior-mean std > 0.1). "
         f"M2: {s['m2_epochs']} epochs on M1's codes (batch {s['m2_batch']}, Adam {s['m2_lr']}{annealed}, alpha 0.1, "
-        f"labelled rows oversampled to {s['labelled_fraction']:.0%} of each batch)"
+        f"labelled rows oversampled to {s['labelled_fraction']:.0%} of each batch"
+        + (f", weights initialized from N(0, {s['m2_init_std']:g}^2)" if s.get("m2_init_std") else "") + ")"
         + (f"; M2 on pixels: {s['m2_pixel_epochs']} epochs (Adam {s['m2_pixel_lr']}{annealed}), {s['m2_pixel_draws']} draw(s)."
            if s["m2_pixel_epochs"] else "; M2 on pixels not run."), "",
         f"Whole benchmark: {(data['m1']['seconds'] + data['runs_wall_seconds']) / 60:.1f} min of wall-clock time "

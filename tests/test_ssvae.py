@@ -132,6 +132,21 @@ def test_posterior_inputs_are_sampled_in_training_and_averaged_otherwise():
     torch.testing.assert_close(model(x).x, mean)
 
 
+def test_small_initialization_as_in_the_authors_code(digits_batch):
+    model = tiny_m2(input_shape=(1, 8, 8), hidden_dims=(300,), latent_dim=40, init_std=1e-3)
+    weights = torch.cat([m.weight.detach().flatten() for m in model.modules() if isinstance(m, torch.nn.Linear)])
+    assert abs(float(weights.std()) - 1e-3) < 1e-4 and all(
+        float(m.bias.detach().abs().max()) == 0.0 for m in model.modules() if isinstance(m, torch.nn.Linear))
+    with torch.no_grad():
+        lat, probs = model.encode(*digits_batch), model.predict_proba(digits_batch[0])
+    assert float(lat.logvar.abs().max()) < 1e-6          # q(z|x,y) starts at unit variance
+    assert float(lat.mean.abs().max()) > 0.0
+    torch.testing.assert_close(probs, torch.full_like(probs, 0.1), atol=1e-2, rtol=0)   # and q(y|x) uniform
+    assert M2Config.from_dict(model.config.to_dict()).init_std == 1e-3
+    with pytest.raises(ConfigError, match="init_std"):
+        M2Config(input_shape=(4,), init_std=0.0)
+
+
 def test_predict_proba_sums_to_one_and_sampling_is_conditional(digits_batch):
     x, _ = digits_batch
     model = tiny_m2()

@@ -58,6 +58,9 @@ class M2Config(ModelConfig):
 
     ``classifier_hidden_dims``: hidden layers of q(y|x) (None: the same as ``hidden_dims``).
     ``alpha``: weight of the mean -log q(y|x) over labelled rows (the paper's 0.1; see the module doc).
+    ``init_std``: None keeps PyTorch's default initialization; a number draws every weight from
+    N(0, init_std^2) with zero biases and a zero log-variance layer for q(z|x,y), as the authors' code
+    does with 1e-3 (its hidden biases are drawn too, which makes no difference at that scale).
     """
 
     latent_dim: int = 50
@@ -71,6 +74,7 @@ class M2Config(ModelConfig):
     alpha: float = 0.1
     classifier_hidden_dims: tuple[int, ...] | None = None
     input_noise: str = "none"         # "gaussian": inputs are (2, *input_shape) = posterior mean, log-variance
+    init_std: float | None = None
 
     def validate(self) -> None:
         super().validate()
@@ -82,6 +86,8 @@ class M2Config(ModelConfig):
         check_positive("n_samples", self.n_samples)
         check_positive("alpha", self.alpha, allow_zero=True)
         check_choice("input_noise", self.input_noise, INPUT_NOISE)
+        if self.init_std is not None:
+            check_positive("init_std", self.init_std)
         if self.classifier_hidden_dims is not None and any(h <= 0 for h in self.classifier_hidden_dims):
             raise ConfigError(f"classifier_hidden_dims={self.classifier_hidden_dims!r} must be positive sizes.")
 
@@ -133,6 +139,20 @@ class M2(Autoencoder):
             self.encoder_trunk = nn.Identity()
         self.head = OutputHead(c.likelihood, c.decoder_variance, c.decoder_std)
         self.decoder = Decoder(c, self.head.channels_mult, cond_dim=k)
+        if c.init_std is not None:
+            self._small_init(c.init_std)
+
+    @torch.no_grad()
+    def _small_init(self, std: float) -> None:
+        """Weights N(0, std^2), biases 0, and q(z|x,y)'s log-variance outputs 0 (see M2Config.init_std)."""
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                m.weight.normal_(0.0, std)
+                m.bias.zero_()
+        self.encoder_y.normal_(0.0, std)
+        last = [m for m in self.encoder_trunk.modules() if isinstance(m, nn.Linear)]
+        out = last[-1] if last else [m for m in self.encoder_x.modules() if isinstance(m, nn.Linear)][-1]
+        out.weight[self.config.latent_dim:].zero_()   # rows of the log-variance half (mean, logvar) = chunk(2)
 
     # -- inputs and labels ------------------------------------------------------------------------
     def features(self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
