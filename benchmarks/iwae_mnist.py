@@ -68,9 +68,10 @@ def load(binarization: str, data: str | None) -> tuple[torch.Tensor, torch.Tenso
     return d.train.x.reshape(-1, 784), test
 
 
-def initialise(model: IWAE, run: Path) -> tuple[float, float, str]:
+def initialise(model: IWAE, run: Path) -> tuple[float, float | None, str]:
     """Load the last weights of an earlier run into ``model``; returns its wall and CPU training
-    seconds (CPU from its results file when there is one, else 0) and a schedule prefix."""
+    seconds (CPU from its results file; None when that is missing or did not record it) and a
+    schedule prefix."""
     from aekit import from_pretrained
     from aekit.train import LAST, read_metrics
 
@@ -80,7 +81,7 @@ def initialise(model: IWAE, run: Path) -> tuple[float, float, str]:
     c = earlier.config
     what = "VAE" if c.objective == "vae" else f"IWAE k={c.k}"
     record = RESULTS / f"iwae_mnist_{run.name}.json"
-    cpu = json.loads(record.read_text()).get("train_cpu_seconds", 0.0) if record.is_file() else 0.0
+    cpu = json.loads(record.read_text()).get("train_cpu_seconds") if record.is_file() else None
     return sum(r["seconds"] for r in rows), cpu, f"{len(rows)} passes of the {what} objective ({run.name}), then "
 
 
@@ -124,7 +125,7 @@ def main() -> None:
     # Recorded so that `aekit evaluate` on the saved model flattens and binarizes the test set as here.
     model.preprocessing = Preprocessing(input_shape=(1, 28, 28), flatten=True,
                                         binarize="dynamic" if args.binarization == "dynamic" else "none")
-    init_s, init_cpu, init_text = 0.0, 0.0, ""
+    init_s, init_cpu, init_text = 0.0, 0.0, ""   # init_cpu: None when the earlier run's CPU time is unknown
     if args.init:
         init_s, init_cpu, init_text = initialise(model, Path(args.init))
     if args.schedule == "burda":
@@ -155,9 +156,12 @@ def main() -> None:
     result = fit(model, x, config=tc, binarize=args.binarization == "dynamic", on_epoch_end=report,
                  run_dir=run_dir, resume=resume)
     train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
-    if resume:  # the wall time of every sitting, from the per-pass times the run folder kept
+    if resume:  # the times of every sitting, from the per-pass times the run folder kept
         train_s = sum(r["seconds"] for r in result.history)
-    train_s, train_cpu = train_s + init_s, train_cpu + init_cpu
+        # Runs begun before the trainer recorded CPU time per pass: the earlier sittings' is unknown.
+        train_cpu = sum(r["cpu_seconds"] for r in result.history) if all("cpu_seconds" in r for r in result.history) else None
+    train_s = train_s + init_s
+    train_cpu = None if train_cpu is None or init_cpu is None else train_cpu + init_cpu
     load_train = os.getloadavg()[1]
     save = Path(args.save) if args.save else Path(__file__).resolve().parents[1] / "runs" / "iwae_mnist" / tag
     model.save_pretrained(save)
@@ -189,7 +193,8 @@ def main() -> None:
           f"| {args.objective.upper()} k={args.k} | {nll:.2f} | {pub} | {dens['elbo']:.2f} | {au.count} | "
           f"{train_s / 60:.1f} min | {eval_s / 60:.1f} min |\n\n"
           f"Our schedule: {schedule}. The paper's: {PAPER_SCHEDULE}.\n\n"
-          f"CPU time of this process: training {train_cpu / 60:.1f} min, evaluation {eval_cpu / 60:.1f} min "
+          f"CPU time: training {'not recorded (the run spanned several sittings and began before per-pass CPU times were kept)' if train_cpu is None else f'{train_cpu / 60:.1f} min'}, "
+          f"evaluation {eval_cpu / 60:.1f} min "
           f"(1 thread; the machine's 5-minute load average was {load_train:.1f} at the end of training, "
           f"{row['load_average']['eval_last_5min']:.1f} at the end of evaluation, so wall times include waiting for the CPU).\n")
     print(md, flush=True)

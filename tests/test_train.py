@@ -66,8 +66,9 @@ def test_run_folder_outputs(data, tmp_path):
     fit(m, x, config=TrainConfig(epochs=3, batch_size=64, progress=False), val_x=vx, run_dir=tmp_path)
     rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2", "3"]
-    for key in ("train_loss", "train_kl", "train_reconstruction", "val_loss", "lr", "seconds"):
+    for key in ("train_loss", "train_kl", "train_reconstruction", "val_loss", "lr", "seconds", "cpu_seconds"):
         assert key in rows[0]
+    assert all(float(r["cpu_seconds"]) > 0 for r in rows)
     for sub in ("best", "last"):
         assert (tmp_path / sub / "model.safetensors").is_file()
     assert (tmp_path / "last" / "trainer_state.pt").is_file()
@@ -76,6 +77,21 @@ def test_run_folder_outputs(data, tmp_path):
     import json
 
     assert str(json.loads((tmp_path / "best" / "config.json").read_text())["epoch"]) == best_epoch
+
+
+def test_resuming_a_run_with_fewer_metrics_columns_keeps_its_file_readable(data, tmp_path):
+    # A run folder written before a column existed: its header is kept and the new column left out.
+    from aekit.train import read_metrics
+
+    x, _ = data
+    fit(vae(), x, config=TrainConfig(epochs=2, batch_size=64, progress=False), run_dir=tmp_path)
+    path = tmp_path / "metrics.csv"
+    lines = path.read_text().splitlines()
+    col = lines[0].split(",").index("cpu_seconds")
+    path.write_text("\n".join(",".join(v for i, v in enumerate(l.split(",")) if i != col) for l in lines) + "\n")
+    fit(vae(), x, config=TrainConfig(epochs=3, batch_size=64, progress=False), run_dir=tmp_path, resume=True)
+    rows = read_metrics(path)
+    assert [r["epoch"] for r in rows] == [1.0, 2.0, 3.0] and all("cpu_seconds" not in r for r in rows)
 
 
 def test_existing_run_is_not_overwritten(data, tmp_path):

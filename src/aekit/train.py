@@ -237,7 +237,7 @@ def fit(
     bad_epochs = 0
     t_start = time.perf_counter()
     for epoch in range(start_epoch, c.epochs + 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         good_state = copy.deepcopy(model.state_dict())  # kept in memory: restored if the loss goes non-finite
         model.train()
         means = _EpochMeans()
@@ -278,6 +278,7 @@ def fit(
             row.update({f"val_{k}": v for k, v in val.items()})
         row["lr"] = opt.param_groups[0]["lr"]
         row["seconds"] = time.perf_counter() - t0
+        row["cpu_seconds"] = time.process_time() - c0   # this process's CPU time (all its threads)
         monitor = row.get("val_loss", row["train_loss"])
         improved = monitor < result.best_val - c.min_delta
         if improved:
@@ -327,9 +328,14 @@ def _save_last(model, run: Path, opt, sched, gen, epoch: int, result: TrainResul
 
 
 def _append_csv(path: Path, row: dict[str, float]) -> None:
+    """One row of metrics.csv; a resumed run keeps the columns its file started with."""
     new = not path.exists()
+    fields = list(row)
+    if not new:
+        with open(path, newline="") as f:
+            fields = next(csv.reader(f), fields)
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         if new:
             w.writeheader()
         w.writerow(row)
