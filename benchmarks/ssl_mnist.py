@@ -324,7 +324,7 @@ def markdown(data: dict) -> str:
         f"**{data['m1']['seconds']:.0f} s** and shared by every M1+SVM and M1+M2 run; "
         f"{data['m1']['active_dims']} of its 50 latent dimensions are active (posterior-mean std > 0.1). "
         f"M2: {s['m2_epochs']} epochs on M1's codes (batch {s['m2_batch']}, Adam {s['m2_lr']}{annealed}, alpha 0.1, "
-        f"labelled rows oversampled to {s['labelled_fraction']:.0%} of each batch"
+        f"labelled rows repeated to make up {s['labelled_fraction']:.0%} of the rows wherever they are fewer"
         + (f", weights initialized from N(0, {s['m2_init_std']:g}^2)" if s.get("m2_init_std") else "") + ")"
         + (f"; M2 on pixels: {s['m2_pixel_epochs']} epochs (Adam {s['m2_pixel_lr']}{annealed}), {s['m2_pixel_draws']} draw(s)."
            if s["m2_pixel_epochs"] else "; M2 on pixels not run."), "",
