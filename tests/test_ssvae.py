@@ -289,6 +289,12 @@ def test_cli_train_with_labels_then_analogy(tmp_path, capsys):
     assert main(args) == 0
     info = json.loads((run / "run.json").read_text())
     assert info["labels"] == 30 and info["n_train"] > 1258                # labelled rows were oversampled
+    assert info["labelled_fraction"] == 0.1
+    assert main([*args[:-3], "--out", str(tmp_path / "half"), "--labelled-fraction", "0.5", "--no-progress"]) == 0
+    half = json.loads((tmp_path / "half" / "run.json").read_text())
+    assert half["labelled_fraction"] == 0.5 and half["n_train"] > 1.5 * info["n_train"]   # about half the rows labelled
+    assert main([*args[:5], "--epochs", "1", "--labelled-fraction", "0.5", "--out", str(tmp_path / "x")]) == 2
+    assert "needs --labels" in capsys.readouterr().err
     assert main(["analogy", str(run), "--out", str(tmp_path / "grid.png"), "--n", "3", "--styles", "4"]) == 0
     assert (tmp_path / "grid.png").is_file()
     assert main(["train", "--model", "vae", "--data", "digits", "--labels", "30", "--epochs", "1",

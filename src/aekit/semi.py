@@ -31,6 +31,7 @@ from .models.ssvae import M2, M2Config
 from .models.vae import VAE, VAEConfig
 
 STACK_NAME = "stack.json"
+DEFAULT_LABELLED_FRACTION = 0.1   # share of the rows the repeated labelled rows make up (oversample_labelled)
 
 
 # -- labels -------------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ def oversample_labelled(x: torch.Tensor, y: torch.Tensor, labelled_fraction: flo
 
 
 def semi_supervised_arrays(model: Any, x: torch.Tensor, y: torch.Tensor | None, n_labels: int, seed: int = 0,
-                           labelled_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
+                           labelled_fraction: float = DEFAULT_LABELLED_FRACTION) -> tuple[torch.Tensor, torch.Tensor]:
     """What ``aekit train --labels N`` trains on: N balanced labels drawn with ``seed`` (-1 elsewhere),
     the labelled rows repeated to about ``labelled_fraction`` of the rows. Only for models that learn
     from partly labelled data (``uses_labels``)."""

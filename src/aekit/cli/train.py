@@ -50,6 +50,9 @@ def register(sub: Any) -> None:
     t.add_argument("--patience", type=int)
     t.add_argument("--seed", type=int)
     t.add_argument("--labels", type=int, metavar="N", help="semi-supervised (models that learn from labels, e.g. m2): keep N training labels, balanced over the classes and drawn with --seed; the rest are unlabelled (-1)")
+    t.add_argument("--labelled-fraction", type=float, metavar="F",
+                   help="with --labels: repeat the labelled rows so that they make up this share of the rows where "
+                        "they are fewer (default 0.1), so that most batches hold some")
     t.add_argument("--device")
     t.add_argument("--bf16", action="store_true", default=None)
     t.add_argument("--tensorboard", action="store_true", default=None)
@@ -131,16 +134,21 @@ def run_train(args: argparse.Namespace) -> int:
     if model.uses_labels and y is None:
         raise DataError(f"Model {args.model!r} learns from labels, but the data set {data.name!r} has none.")
     n_labels = args.labels if args.labels is not None else (saved.get("labels") if args.resume else None)
+    fraction = args.labelled_fraction if args.labelled_fraction is not None else (
+        saved.get("labelled_fraction") if args.resume else None)
+    if fraction is not None and n_labels is None:
+        raise ConfigError("--labelled-fraction sets the share of labelled rows and needs --labels N.")
     if n_labels is not None:  # aekit.semi: N balanced labels (-1 elsewhere), the labelled rows oversampled
-        from ..semi import semi_supervised_arrays
-        x, y = semi_supervised_arrays(model, x, y, n_labels, seed=tc.seed)
+        from ..semi import DEFAULT_LABELLED_FRACTION, semi_supervised_arrays
+        fraction = DEFAULT_LABELLED_FRACTION if fraction is None else fraction
+        x, y = semi_supervised_arrays(model, x, y, n_labels, seed=tc.seed, labelled_fraction=fraction)
     out.mkdir(parents=True, exist_ok=True)
     if not args.resume and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
         atomic_write_text(info_path, json.dumps({
             "model": args.model, "data": str(args.data), "data_dir": args.data_dir,
             "model_config": config.to_dict(), "train_config": tc.to_dict(), "preprocessing": pre.to_dict(),
             "n_train": int(x.shape[0]), "n_val": 0 if val_x is None else int(val_x.shape[0]),
-            "labels": n_labels,
+            "labels": n_labels, "labelled_fraction": fraction,
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         }, indent=2) + "\n")
     n_params = sum(p.numel() for p in model.parameters())
