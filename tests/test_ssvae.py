@@ -143,6 +143,9 @@ def test_small_initialization_as_in_the_authors_code(digits_batch):
     assert float(lat.mean.abs().max()) > 0.0
     torch.testing.assert_close(probs, torch.full_like(probs, 0.1), atol=1e-2, rtol=0)   # and q(y|x) uniform
     assert M2Config.from_dict(model.config.to_dict()).init_std == 1e-3
+    flat = tiny_m2(input_shape=(1, 8, 8), hidden_dims=(), latent_dim=4, init_std=1e-3)   # no hidden layer
+    with torch.no_grad():
+        assert float(flat.encode(*digits_batch).logvar.abs().max()) == 0.0
     with pytest.raises(ConfigError, match="init_std"):
         M2Config(input_shape=(4,), init_std=0.0)
 

@@ -150,9 +150,13 @@ class M2(Autoencoder):
                 m.weight.normal_(0.0, std)
                 m.bias.zero_()
         self.encoder_y.normal_(0.0, std)
-        last = [m for m in self.encoder_trunk.modules() if isinstance(m, nn.Linear)]
-        out = last[-1] if last else [m for m in self.encoder_x.modules() if isinstance(m, nn.Linear)][-1]
-        out.weight[self.config.latent_dim:].zero_()   # rows of the log-variance half (mean, logvar) = chunk(2)
+        d = self.config.latent_dim   # the layer giving (mean, logvar) = chunk(2): zero its log-variance half
+        trunk = [m for m in self.encoder_trunk.modules() if isinstance(m, nn.Linear)]
+        if trunk:
+            trunk[-1].weight[d:].zero_()
+        else:                        # no hidden layer: the split first layer W_x x + W_y[:, y] gives it
+            [m for m in self.encoder_x.modules() if isinstance(m, nn.Linear)][-1].weight[d:].zero_()
+            self.encoder_y[:, d:].zero_()
 
     # -- inputs and labels ------------------------------------------------------------------------
     def features(self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
