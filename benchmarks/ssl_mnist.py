@@ -6,6 +6,8 @@ the run's seed by aekit.semi.labelled_subset; the rest unlabelled), 10,000 valid
 
 1. M1 (a VAE, 784-600-600-50 softplus, Bernoulli pixels, dynamic binarization) is trained once on all
    50,000 training images, no labels; every later run shares it, and its time is reported once.
+   ``--m1-from`` uses a model trained elsewhere instead, e.g. an IWAE trained with `aekit train`:
+   its posterior keeps more latent dimensions active, and M2 on its codes makes fewer errors.
 2. For every N and label draw:
    - M1+SVM: scikit-learn SVC (RBF, default settings) on M1's posterior means of the N labelled images
      (the paper used a transductive SVM, which scikit-learn does not have);
@@ -71,6 +73,9 @@ def parse_args() -> argparse.Namespace:
                    help="L2 weight decay of M1's Adam (the authors' code: 1/N = 2e-5 per example, a N(0, 1) prior on the weights)")
     p.add_argument("--m1-warmup-epochs", type=float, default=4.0, help="KL weight rises from 0 to 1 over these epochs")
     p.add_argument("--m1-dir", help="keep the trained M1 here and reuse it when present (its training time is kept with it)")
+    p.add_argument("--m1-from", metavar="PATH",
+                   help="use a model trained elsewhere as M1 instead of training one: a saved VAE or IWAE, or the run "
+                        "folder of `aekit train` (its last/ model; its training time from its metrics.csv)")
     p.add_argument("--m2-epochs", type=int, default=10)
     p.add_argument("--m2-batch", type=int, default=100)
     p.add_argument("--m2-lr", type=float, default=3e-3)
@@ -93,7 +98,37 @@ def parse_args() -> argparse.Namespace:
 
 
 # -- M1 -----------------------------------------------------------------------------------------
+def describe_m1(m1: torch.nn.Module) -> str:
+    c = m1.config
+    sizes = "-".join(map(str, [784, *c.hidden_dims, c.latent_dim]))
+    what = f"IWAE k={c.k}" if getattr(c, "objective", "vae") == "iwae" else "VAE"
+    return f"{what} {sizes} {c.activation}"
+
+
+def load_m1(path: Path) -> tuple[torch.nn.Module, float | None, str]:
+    """A trained M1 from a saved model or an `aekit train` run folder: the model, its training seconds
+    (None when nothing recorded them) and a sentence on how it was trained."""
+    from aekit.train import LAST, read_metrics
+
+    if (path / LAST / "config.json").is_file():
+        m1, rows = from_pretrained(path / LAST), read_metrics(path / "metrics.csv")
+        run = json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}
+        seen = (f" on {run['n_train']:,} training images" if "n_train" in run
+                else " (the run folder does not record its training images)")
+        text = f"{describe_m1(m1)}, trained in the run folder {path} for {len(rows)} passes{seen}"
+        return m1, sum(r["seconds"] for r in rows), text
+    m1 = from_pretrained(path)
+    meta = read_config(path)
+    return m1, meta.get("train_seconds"), f"{describe_m1(m1)}, loaded from {path}"
+
+
 def train_m1(args: argparse.Namespace, x: torch.Tensor, val_x: torch.Tensor) -> tuple[torch.nn.Module, float, dict]:
+    if args.m1_from:
+        m1, seconds, text = load_m1(Path(args.m1_from))
+        if seconds is None:
+            raise SystemExit(f"--m1-from {args.m1_from}: its training time was not recorded; give a run folder.")
+        print(f"M1: {text} ({seconds:.0f} s of training)", flush=True)
+        return m1.eval(), seconds, {"description": text}
     cache = Path(args.m1_dir) if args.m1_dir else None
     if cache is not None and (cache / "config.json").is_file():
         meta = read_config(cache)
@@ -222,7 +257,7 @@ def main() -> int:
     dims = active_dims(m1, x["train"])
     codes = {k: posterior_codes(m1, v, dims) for k, v in x.items()}
     means = {k: posterior_codes(m1, v)[:, 0].numpy() for k, v in x.items()}
-    print(f"M1: {m1_seconds:.0f} s; {dims.numel()} of 50 latent dimensions active", flush=True)
+    print(f"M1: {m1_seconds:.0f} s; {dims.numel()} of {m1.config.latent_dim} latent dimensions active", flush=True)
     G.update(args=args, x=x, codes=codes, means=means, d=int(dims.numel()), tmp=tempfile.mkdtemp(prefix="ssl_mnist-"),
              train_y=d.train.y, val_y=d.val.y, test_y=d.test.y)
 
@@ -238,7 +273,7 @@ def main() -> int:
     sizes = [784, *args.m1_hidden]
     m1_layers = list(zip(sizes[:-1], sizes[1:]))
     m1_flops = linear_train_flops(m1_layers + [(sizes[-1], 100), (50, sizes[-1])] + [(o, i) for i, o in reversed(m1_layers)], 50_000)
-    floors = {"M1 epoch": m1_flops / rate}
+    floors = {} if args.m1_from else {"M1 epoch": m1_flops / rate}
     for n in args.labels:
         y_l = labelled_subset(d.train.y, n, 0)
         _, yo = oversample_labelled(x["train"][:, :1], y_l, args.labelled_fraction)
@@ -254,6 +289,7 @@ def main() -> int:
         "load_average_end": os.getloadavg(), "gemm_gflops_per_process": round(rate / 1e9, 2),
         "settings": {k: v for k, v in vars(args).items()},
         "m1": {"seconds": round(m1_seconds, 1), "epochs": args.m1_epochs, "active_dims": int(dims.numel()),
+               "latent_dim": int(m1.config.latent_dim), "description": m1_last.get("description"),
                "last_epoch": m1_last},
         "runs_wall_seconds": round(runs_wall, 1), "epoch_floor_seconds": {k: round(v, 2) for k, v in floors.items()},
         "published": {m: {str(k): v for k, v in t.items()} for m, t in PUBLISHED.items()},
@@ -318,11 +354,9 @@ def markdown(data: dict) -> str:
         f"{data['load_average_end'][0]:.2f} at the end (the 2 cores are shared with other jobs)  ",
         f"Started {data['started']}; {s['workers']} worker process(es) with {s['threads']} thread(s) each; "
         f"measured GEMM rate per process {data['gemm_gflops_per_process']} GFLOP/s.", "",
-        f"M1: 784-{'-'.join(map(str, s.get('m1_hidden', [600, 600])))}-50, {s['m1_epochs']} epochs (batch {s['m1_batch']}, "
-        f"Adam {s['m1_lr']}{', weight decay %g' % s['m1_weight_decay'] if s.get('m1_weight_decay') else ''}, KL warm-up over "
-        f"{s['m1_warmup_epochs']:g} epochs), trained once in "
+        f"M1: {m1_text(data)}, trained once in "
         f"**{data['m1']['seconds']:.0f} s** and shared by every M1+SVM and M1+M2 run; "
-        f"{data['m1']['active_dims']} of its 50 latent dimensions are active (posterior-mean std > 0.1). "
+        f"{data['m1']['active_dims']} of its {data['m1'].get('latent_dim', 50)} latent dimensions are active (posterior-mean std > 0.1). "
         f"M2: {s['m2_epochs']} epochs on M1's codes (batch {s['m2_batch']}, Adam {s['m2_lr']}{annealed}, alpha 0.1, "
         f"labelled rows repeated to make up {s['labelled_fraction']:.0%} of the rows wherever they are fewer"
         + (f", weights initialized from N(0, {s['m2_init_std']:g}^2)" if s.get("m2_init_std") else "") + ")"
@@ -349,6 +383,15 @@ def markdown(data: dict) -> str:
     return "\n".join(lines + shortfall(data))
 
 
+def m1_text(data: dict) -> str:
+    s = data["settings"]
+    if data["m1"].get("description"):
+        return data["m1"]["description"]
+    return (f"784-{'-'.join(map(str, s.get('m1_hidden', [600, 600])))}-50, {s['m1_epochs']} epochs (batch {s['m1_batch']}, "
+            f"Adam {s['m1_lr']}{', weight decay %g' % s['m1_weight_decay'] if s.get('m1_weight_decay') else ''}, KL warm-up over "
+            f"{s['m1_warmup_epochs']:g} epochs)")
+
+
 def shortfall(data: dict) -> list[str]:
     """How far each result is from the published one, the time spent, and the trend at the last epoch."""
     s = data["settings"]
@@ -373,7 +416,7 @@ def shortfall(data: dict) -> list[str]:
     # A statement of how this run differs from the authors', not a diagnosis: whether more training would
     # close the gap is for runs of different lengths to show (see README and the curves in the JSON).
     lines += ["", f"How this run differs from the authors': M2 ran {s['m2_epochs']} epochs on M1's codes (M2 on pixels "
-              f"{s['m2_pixel_epochs']}) after {s['m1_epochs']} epochs of M1, where the authors ran 3000 epochs of M2 "
+              f"{s['m2_pixel_epochs']}) after {'M1 (above)' if data['m1'].get('description') else str(s['m1_epochs']) + ' epochs of M1'}, where the authors ran 3000 epochs of M2 "
               "on an M1 trained far longer; the 2 cores were shared with other jobs throughout (load averages above). "
               "Change of the test error over the last three epochs (mean over draws; negative: still falling): "
               + ("; ".join(trends) if trends else "n/a") + ". "

@@ -303,3 +303,24 @@ def test_cli_train_with_labels_then_analogy(tmp_path, capsys):
     assert main(["train", "--model", "vae", "--data", "digits", "--labels", "30", "--epochs", "1",
                  "--out", str(tmp_path / "vae")]) == 2
     assert "does not learn from labels" in capsys.readouterr().err
+
+
+def test_m1_m2_with_an_iwae_m1_trains_saves_and_loads(tmp_path):
+    from aekit.config import TrainConfig
+    from aekit.data import load_dataset
+    from aekit.models.ae import AEConfig
+    from aekit.models.iwae import IWAE, IWAEConfig
+    from aekit.semi import fit_m1, fit_m1_m2
+
+    d = load_dataset("digits")
+    x = d.train.x.flatten(1)[:300]
+    y = torch.from_numpy(labelled_subset(d.train.y[:300].numpy(), 30, seed=0))
+    m1_config = IWAEConfig(input_shape=(64,), latent_dim=6, hidden_dims=(32,), k=3)
+    stack = fit_m1_m2(x, y, num_classes=10, m1_config=m1_config, m1_train=TrainConfig(epochs=2, batch_size=50, seed=0),
+                      m2_options={"hidden_dims": (16,), "latent_dim": 4}, m2_train=TrainConfig(epochs=1, batch_size=50, seed=0))
+    assert isinstance(stack.m1, IWAE) and stack.m1.config.k == 3
+    again = M1M2.from_pretrained(stack.save_pretrained(tmp_path / "stack"))
+    assert isinstance(again.m1, IWAE)
+    torch.testing.assert_close(again.predict_proba(x[:20]), stack.predict_proba(x[:20]))
+    with pytest.raises(ConfigError, match="VAEConfig or an IWAEConfig"):
+        fit_m1(x, config=AEConfig(input_shape=(64,)))

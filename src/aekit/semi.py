@@ -2,7 +2,9 @@
 Welling 2014, "Semi-supervised Learning with Deep Generative Models").
 
 - M1: a VAE trained on all inputs (no labels); its posterior means E[z1|x] are the features of any
-  scikit-learn classifier fitted on the labelled rows (``aekit.semi_sklearn.M1Classifier``; the paper
+  scikit-learn classifier fitted on the labelled rows. Any model with a Gaussian posterior q(z1|x)
+  and no labels can be M1: a ``VAE`` (the paper) or an ``IWAE`` (trained with the importance-weighted
+  bound, whose posterior keeps more latent dimensions active) (``aekit.semi_sklearn.M1Classifier``; the paper
   used a transductive SVM, the default here is an RBF ``SVC``).
 - M2: the generative semi-supervised model ``aekit.models.ssvae.M2`` (registry name ``m2``).
 - M1+M2: M2 trained on M1's latent codes. As in the authors' code, dimensions of z1 whose posterior
@@ -27,8 +29,12 @@ import torch
 
 from .config import TrainConfig
 from .errors import CheckpointError, ConfigError, DataError
+from .models.iwae import IWAE, IWAEConfig
 from .models.ssvae import M2, M2Config
 from .models.vae import VAE, VAEConfig
+
+M1Model = VAE | IWAE                 # the models that can be M1: Gaussian q(z1|x), no labels
+M1_CONFIGS = (VAEConfig, IWAEConfig)
 
 STACK_NAME = "stack.json"
 DEFAULT_LABELLED_FRACTION = 0.1   # share of the rows the repeated labelled rows make up (oversample_labelled)
@@ -130,10 +136,11 @@ def default_m1_config(input_shape: tuple[int, ...], likelihood: str = "bernoulli
     return VAEConfig.from_dict({**base, **changes})
 
 
-def fit_m1(x: torch.Tensor, *, config: VAEConfig | None = None, train_config: TrainConfig | None = None,
+def fit_m1(x: torch.Tensor, *, config: VAEConfig | IWAEConfig | None = None, train_config: TrainConfig | None = None,
            val_x: torch.Tensor | None = None, binarize: bool | None = None,
-           on_epoch_end: Callable[[dict[str, float]], None] | None = None) -> VAE:
-    """Train M1 (a VAE, no labels) on ``x`` (N, *shape) with ``aekit.train.fit``; returns it in eval mode.
+           on_epoch_end: Callable[[dict[str, float]], None] | None = None) -> M1Model:
+    """Train M1 (a VAE, or an IWAE when ``config`` is an ``IWAEConfig``; no labels) on ``x`` (N, *shape)
+    with ``aekit.train.fit``; returns it in eval mode.
 
     ``binarize`` (default: for a Bernoulli decoder on data in [0, 1]) resamples the pixels of every
     batch from Bernoulli(x), as the authors trained M1 on MNIST.
@@ -141,16 +148,18 @@ def fit_m1(x: torch.Tensor, *, config: VAEConfig | None = None, train_config: Tr
     from .train import fit
 
     config = config or default_m1_config(tuple(x.shape[1:]))
+    if not isinstance(config, M1_CONFIGS):
+        raise ConfigError(f"M1 needs a VAEConfig or an IWAEConfig, got {type(config).__name__}.")
     if binarize is None:
         binarize = config.likelihood == "bernoulli" and float(x.min()) >= 0.0 and float(x.max()) <= 1.0
-    model = VAE(config)
+    model = VAE(config) if isinstance(config, VAEConfig) else IWAE(config)
     fit(model, x, None, config=train_config or TrainConfig(epochs=50, batch_size=100), val_x=val_x,
         binarize=binarize, on_epoch_end=on_epoch_end)
     return model.eval()
 
 
 @torch.no_grad()
-def posterior_codes(m1: VAE, x: torch.Tensor, dims: torch.Tensor | None = None, batch_size: int = 1000) -> torch.Tensor:
+def posterior_codes(m1: M1Model, x: torch.Tensor, dims: torch.Tensor | None = None, batch_size: int = 1000) -> torch.Tensor:
     """M1's posterior q(z1|x) as (N, 2, d): mean and log-variance of the kept ``dims`` (all by default)."""
     was = m1.training
     m1.eval()
@@ -165,7 +174,7 @@ def posterior_codes(m1: VAE, x: torch.Tensor, dims: torch.Tensor | None = None, 
 
 
 @torch.no_grad()
-def active_dims(m1: VAE, x: torch.Tensor, threshold: float = 0.1, max_rows: int = 10_000) -> torch.Tensor:
+def active_dims(m1: M1Model, x: torch.Tensor, threshold: float = 0.1, max_rows: int = 10_000) -> torch.Tensor:
     """Latent dimensions whose posterior mean varies over the data (std > ``threshold``), as the
     authors' code selects them (on the first ``max_rows`` rows); all of them if none pass."""
     means = posterior_codes(m1, x[:max_rows])[:, 0]
@@ -208,9 +217,9 @@ def default_m2_codes_config(d: int, num_classes: int, **changes: Any) -> M2Confi
 
 @dataclass
 class M1M2:
-    """The stacked model: M1 (a VAE on x) whose kept latent dimensions ``dims`` feed M2."""
+    """The stacked model: M1 (a VAE or an IWAE on x) whose kept latent dimensions ``dims`` feed M2."""
 
-    m1: VAE
+    m1: M1Model
     dims: torch.Tensor
     m2: M2
 
@@ -280,13 +289,13 @@ class M1M2:
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{str(path)!r} is not a readable stack file ({type(exc).__name__}).") from None
         m1, m2 = from_pretrained(Path(directory) / "m1"), from_pretrained(Path(directory) / "m2")
-        if not isinstance(m1, VAE) or not isinstance(m2, M2):
-            raise CheckpointError(f"{str(directory)!r} does not hold a VAE in m1/ and an M2 in m2/.")
+        if not isinstance(m1, (VAE, IWAE)) or not isinstance(m2, M2):
+            raise CheckpointError(f"{str(directory)!r} does not hold a VAE or IWAE in m1/ and an M2 in m2/.")
         return cls(m1, dims, m2)
 
 
-def fit_m1_m2(x: torch.Tensor, y: torch.Tensor, *, num_classes: int | None = None, m1: VAE | None = None,
-              m1_config: VAEConfig | None = None, m1_train: TrainConfig | None = None,
+def fit_m1_m2(x: torch.Tensor, y: torch.Tensor, *, num_classes: int | None = None, m1: M1Model | None = None,
+              m1_config: VAEConfig | IWAEConfig | None = None, m1_train: TrainConfig | None = None,
               m2_options: dict[str, Any] | None = None, m2_train: TrainConfig | None = None,
               labelled_fraction: float | None = 0.1, val_x: torch.Tensor | None = None,
               val_y: torch.Tensor | None = None, binarize: bool | None = None,
