@@ -324,3 +324,21 @@ def test_m1_m2_with_an_iwae_m1_trains_saves_and_loads(tmp_path):
     torch.testing.assert_close(again.predict_proba(x[:20]), stack.predict_proba(x[:20]))
     with pytest.raises(ConfigError, match="VAEConfig or an IWAEConfig"):
         fit_m1(x, config=AEConfig(input_shape=(64,)))
+
+
+def test_scikit_learn_classifiers_train_an_iwae_m1_when_k_is_above_one():
+    from sklearn.datasets import load_digits
+
+    from aekit.models.iwae import IWAE
+    from aekit.models.vae import VAE
+    from aekit.semi_sklearn import M1Classifier, M2Classifier
+
+    X, y = load_digits(return_X_y=True)
+    X, y = (X[:300] / 16.0).astype(np.float32), labelled_subset(y[:300], 30, seed=0)
+    small = {"m1_hidden_dims": (32,), "m1_latent_dim": 8, "m1_max_epochs": 1, "max_epochs": 1,
+             "hidden_dims": (16,), "latent_dim": 4, "random_state": 0}
+    stack = M2Classifier(stack_m1=True, m1_k=3, **small).fit(X, y)
+    assert isinstance(stack.m1_, IWAE) and stack.m1_.config.k == 3
+    assert isinstance(M2Classifier(stack_m1=True, **small).fit(X, y).m1_, VAE)
+    m1 = M1Classifier(hidden_dims=(32,), latent_dim=8, k=2, max_epochs=1, random_state=0).fit(X, y)
+    assert isinstance(m1.m1_, IWAE) and m1.transform(X[:5]).shape == (5, 8)

@@ -112,14 +112,15 @@ class M2Classifier(_SemiBase):
     ``latent_dim``, ``hidden_dims``, ``alpha``: M2's (the paper: 50, (500,) or (300,) for 100 labels,
     0.1). ``likelihood`` of M2's decoder on X (default: Bernoulli for data in [0, 1], else Gaussian);
     with ``stack_m1`` M2 models M1's codes with a Gaussian and M1 has the likelihood instead.
-    ``m1_latent_dim``, ``m1_hidden_dims``, ``m1_max_epochs``: M1 (the paper: 50, (600, 600)).
+    ``m1_latent_dim``, ``m1_hidden_dims``, ``m1_max_epochs``: M1 (the paper: 50, (600, 600)); ``m1_k`` > 1
+    trains M1 with the importance-weighted bound of that many samples (an IWAE) instead of the ELBO.
     ``labelled_fraction``: share of each batch given to (repeated) labelled rows. ``model_options``:
     any other M2Config field; ``train_options`` any other TrainConfig field, for M1 and M2 alike.
     """
 
     def __init__(self, stack_m1: bool = False, latent_dim: int = 50, hidden_dims: tuple[int, ...] = (500,),
                  alpha: float = 0.1, likelihood: str | None = None, m1_latent_dim: int = 50,
-                 m1_hidden_dims: tuple[int, ...] = (600, 600), m1_max_epochs: int = 50, max_epochs: int = 50,
+                 m1_hidden_dims: tuple[int, ...] = (600, 600), m1_max_epochs: int = 50, m1_k: int = 1, max_epochs: int = 50,
                  batch_size: int = 100, learning_rate: float = 1e-3, labelled_fraction: float = 0.1,
                  model_options: dict | None = None, random_state: Any = None, device: str = "cpu",
                  verbose: bool = False, train_options: dict | None = None):
@@ -131,6 +132,7 @@ class M2Classifier(_SemiBase):
         self.m1_latent_dim = m1_latent_dim
         self.m1_hidden_dims = m1_hidden_dims
         self.m1_max_epochs = m1_max_epochs
+        self.m1_k = m1_k
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -156,8 +158,8 @@ class M2Classifier(_SemiBase):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             if self.stack_m1:
-                m1_config = default_m1_config((X.shape[1],), self._likelihood(X), latent_dim=int(self.m1_latent_dim),
-                                              hidden_dims=tuple(self.m1_hidden_dims))
+                m1_config = default_m1_config((X.shape[1],), self._likelihood(X), k=int(self.m1_k),
+                                              latent_dim=int(self.m1_latent_dim), hidden_dims=tuple(self.m1_hidden_dims))
                 default_m2_codes_config(2, k, **m2_options)  # reject bad options before M1 is trained
                 stack = fit_m1_m2(x, yt, num_classes=k, m1_config=m1_config,
                                   m1_train=self._train_config(self.m1_max_epochs, seed), m2_options=m2_options,
@@ -191,12 +193,13 @@ class M1Classifier(_SemiBase):
     """M1 (a VAE fitted on every row of X, labelled or not) + a classifier fitted on the posterior
     means of the labelled rows (``classifier``, default ``SVC()``; the paper used a transductive SVM).
 
+    ``k`` > 1 trains M1 with the importance-weighted bound of k samples (an IWAE) instead of the ELBO.
     ``transform(X)`` gives the features (posterior means, (n_samples, latent_dim)). ``train_options``: any
     TrainConfig field the other parameters do not set (e.g. ``{"schedule": "cosine"}``).
     """
 
     def __init__(self, classifier: Any = None, latent_dim: int = 50, hidden_dims: tuple[int, ...] = (600, 600),
-                 activation: str = "softplus", likelihood: str | None = None, max_epochs: int = 50,
+                 activation: str = "softplus", likelihood: str | None = None, k: int = 1, max_epochs: int = 50,
                  batch_size: int = 100, learning_rate: float = 1e-3, binarize: bool | None = None,
                  random_state: Any = None, device: str = "cpu", verbose: bool = False, train_options: dict | None = None):
         self.classifier = classifier
@@ -204,6 +207,7 @@ class M1Classifier(_SemiBase):
         self.hidden_dims = hidden_dims
         self.activation = activation
         self.likelihood = likelihood
+        self.k = k
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -220,7 +224,7 @@ class M1Classifier(_SemiBase):
 
         X, codes = self._split_labels(X, y)
         seed = self._seed()
-        config = default_m1_config((X.shape[1],), self._likelihood(X), latent_dim=int(self.latent_dim),
+        config = default_m1_config((X.shape[1],), self._likelihood(X), k=int(self.k), latent_dim=int(self.latent_dim),
                                    hidden_dims=tuple(self.hidden_dims), activation=self.activation)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
