@@ -64,7 +64,8 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir")
     p.add_argument("--labels", type=int, nargs="+", default=[100, 1000])
-    p.add_argument("--draws", type=int, default=3, help="label draws (seeds 0..draws-1) per N")
+    p.add_argument("--draws", type=int, default=3, help="label draws per N (seeds first-draw .. first-draw + draws - 1)")
+    p.add_argument("--first-draw", type=int, default=0, help="seed of the first label draw (to add draws to earlier runs)")
     p.add_argument("--m1-epochs", type=int, default=12)
     p.add_argument("--m1-batch", type=int, default=100)
     p.add_argument("--m1-lr", type=float, default=1e-3)
@@ -229,7 +230,7 @@ def run_job(job: tuple[str, int, int]) -> dict:
                                         schedule=a.m2_schedule))
         result.update(test_error=curve[-1]["test_error"], val_error=curve[-1]["val_error"], epochs=epochs,
                       hidden=list(hidden), curve=curve)
-        if draw == 0 and n == max(a.labels):   # kept for the analogy figure
+        if draw == a.first_draw and n == max(a.labels):   # kept for the analogy figure
             model.save_pretrained(Path(G["tmp"]) / f"{method}-{n}")
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(f"  {method} N={n} draw {draw}: test error {result['test_error']:.2f}% in {result['seconds']:.0f} s", flush=True)
@@ -275,8 +276,9 @@ def main() -> int:
              train_y=d.train.y, val_y=d.val.y, test_y=d.test.y)
 
     jobs = [("M2", n, s) for n in args.labels for s in range(args.m2_pixel_draws)] if args.m2_pixel_epochs else []
-    jobs += [("M1+M2", n, s) for n in sorted(args.labels, reverse=True) for s in range(args.draws)]
-    jobs += [("M1+SVM", n, s) for n in args.labels for s in range(args.draws)]
+    seeds = range(args.first_draw, args.first_draw + args.draws)
+    jobs += [("M1+M2", n, s) for n in sorted(args.labels, reverse=True) for s in seeds]
+    jobs += [("M1+SVM", n, s) for n in args.labels for s in seeds]
     t0 = time.perf_counter()
     with mp.get_context("fork").Pool(args.workers, initializer=_init_worker, initargs=(args.threads,)) as pool:
         runs = pool.map(run_job, jobs, chunksize=1)
@@ -317,7 +319,7 @@ def main() -> int:
 
 
 def analogy_figures(args: argparse.Namespace, m1: torch.nn.Module, dims: torch.Tensor) -> list[str]:
-    """Kingma et al. 2014, Fig. 1: the M1+M2 (and M2) model of draw 0 at the largest N, on test images."""
+    """Kingma et al. 2014, Fig. 1: the M1+M2 (and M2) model of the first draw at the largest N, on test images."""
     if args.no_write:
         return []
     written = []
@@ -380,7 +382,7 @@ def markdown(data: dict) -> str:
            if s["m2_pixel_epochs"] else "; M2 on pixels not run."), "",
         f"Whole benchmark: {(data['m1']['seconds'] + data['runs_wall_seconds']) / 60:.1f} min of wall-clock time "
         f"(M1 {data['m1']['seconds']:.0f} s, then all runs {data['runs_wall_seconds']:.0f} s).", "",
-        "Test error (%) after the last epoch, mean ± std over label draws (seeds 0, 1, ...); time per run is the "
+        f"Test error (%) after the last epoch, mean ± std over label draws (seeds {seeds_text(s)}); time per run is the "
         "wall-clock time of that run in its process (for M1+M2 add M1's time, paid once).", "",
         "| N | method | test error % | per draw | time per run (s) | + M1 (s, once) | published |",
         "|---|---|---|---|---|---|---|",
@@ -397,6 +399,11 @@ def markdown(data: dict) -> str:
                   + ", ".join(f"`{f}`" for f in data["figures"]) + "."]
     lines += ["", f"Epoch floors (matmul FLOPs / measured GEMM rate): {floors}.", ""]
     return "\n".join(lines + shortfall(data))
+
+
+def seeds_text(s: dict) -> str:
+    first = s.get("first_draw", 0)
+    return ", ".join(str(seed) for seed in range(first, first + s["draws"]))
 
 
 def m1_text(data: dict) -> str:
