@@ -2,10 +2,10 @@
 Welling 2014, "Semi-supervised Learning with Deep Generative Models").
 
 - M1: a VAE trained on all inputs (no labels); its posterior means E[z1|x] are the features of any
-  scikit-learn classifier fitted on the labelled rows. Any model with a Gaussian posterior q(z1|x)
-  and no labels can be M1: a ``VAE`` (the paper) or an ``IWAE`` (trained with the importance-weighted
-  bound, whose posterior keeps more latent dimensions active) (``aekit.semi_sklearn.M1Classifier``; the paper
-  used a transductive SVM, the default here is an RBF ``SVC``).
+  scikit-learn classifier fitted on the labelled rows (``aekit.semi_sklearn.M1Classifier``; the paper
+  used a transductive SVM, the default here is an RBF ``SVC``). Any model with a Gaussian posterior
+  q(z1|x) and no labels can be M1: a ``VAE`` (the paper) or an ``IWAE``, trained with the
+  importance-weighted bound, whose posterior keeps more latent dimensions active.
 - M2: the generative semi-supervised model ``aekit.models.ssvae.M2`` (registry name ``m2``).
 - M1+M2: M2 trained on M1's latent codes. As in the authors' code, dimensions of z1 whose posterior
   mean hardly varies over the data (std < 0.1: inactive units) are dropped, and each training pass draws
