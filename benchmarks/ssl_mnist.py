@@ -116,7 +116,10 @@ def load_m1(path: Path) -> tuple[torch.nn.Module, float | None, str]:
         run = json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}
         seen = (f" on {run['n_train']:,} training images" if "n_train" in run
                 else " (the run folder does not record its training images)")
-        text = f"{describe_m1(m1)}, trained in the run folder {path} for {len(rows)} passes{seen}"
+        t = run.get("train_config")
+        how = (f" (batch {t['batch_size']}, {t['optimizer']} lr {t['lr']:g}, schedule {t['schedule']}"
+               + (f" gamma {t['gamma']:g}" if t["schedule"] in ("exponential", "step", "multistep") else "") + ")") if t else ""
+        text = f"{describe_m1(m1)}, trained in the run folder {path} for {len(rows)} passes{seen}{how}"
         return m1, sum(r["seconds"] for r in rows), text
     m1 = from_pretrained(path)
     meta = read_config(path)
@@ -169,8 +172,13 @@ def all_labels_svm(means: dict, train_y: torch.Tensor, test_y: torch.Tensor) -> 
 
     t0 = time.perf_counter()
     svc = SVC().fit(means["train"], train_y.numpy())
-    error = float((svc.predict(means["test"]) != test_y.numpy()).mean()) * 100.0
+    error = svc_error(svc, means["test"], test_y)
     return {"test_error": round(error, 2), "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def svc_error(svc, x, y: torch.Tensor) -> float:
+    """Test error (%) of a fitted scikit-learn classifier on features ``x`` with labels ``y``."""
+    return float((svc.predict(x) != y.numpy()).mean()) * 100.0
 
 
 # -- runs (in worker processes) -------------------------------------------------------------------
@@ -196,8 +204,8 @@ def run_job(job: tuple[str, int, int]) -> dict:
 
         lab = (y >= 0).numpy()
         svc = SVC().fit(G["means"]["train"][lab], y.numpy()[lab])
-        result["test_error"] = float((svc.predict(G["means"]["test"]) != G["test_y"].numpy()).mean()) * 100.0
-        result["val_error"] = float((svc.predict(G["means"]["val"]) != G["val_y"].numpy()).mean()) * 100.0
+        result["test_error"] = svc_error(svc, G["means"]["test"], G["test_y"])
+        result["val_error"] = svc_error(svc, G["means"]["val"], G["val_y"])
     else:
         pixels = method == "M2"
         hidden = (300,) if n <= a.small_n else (500,)

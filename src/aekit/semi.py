@@ -140,6 +140,7 @@ def default_m1_config(input_shape: tuple[int, ...], likelihood: str = "bernoulli
             "activation": "softplus", "likelihood": likelihood}
     if k == 1:
         return VAEConfig.from_dict({**base, **changes})
+    # The same network as the VAE M1, initialized the same way (PyTorch's default); only the bound differs.
     return IWAEConfig.from_dict({**base, "k": k, "objective": "iwae", "init": "default", **changes})
 
 
@@ -296,7 +297,7 @@ class M1M2:
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"{str(path)!r} is not a readable stack file ({type(exc).__name__}).") from None
         m1, m2 = from_pretrained(Path(directory) / "m1"), from_pretrained(Path(directory) / "m2")
-        if not isinstance(m1, (VAE, IWAE)) or not isinstance(m2, M2):
+        if not isinstance(m1, M1Model) or not isinstance(m2, M2):
             raise CheckpointError(f"{str(directory)!r} does not hold a VAE or IWAE in m1/ and an M2 in m2/.")
         return cls(m1, dims, m2)
 
