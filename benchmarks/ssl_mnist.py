@@ -119,6 +119,9 @@ def load_m1(path: Path) -> tuple[torch.nn.Module, float | None, str]:
         t = run.get("train_config")
         how = (f" (batch {t['batch_size']}, {t['optimizer']} lr {t['lr']:g}, schedule {t['schedule']}"
                + (f" gamma {t['gamma']:g}" if t["schedule"] in ("exponential", "step", "multistep") else "") + ")") if t else ""
+        for sitting in run.get("resumed", []):  # later sittings that changed the trainer's options
+            changes = ", ".join(f"{k} {v}" for k, v in sitting["changed"].items() if k not in ("epochs", "progress"))
+            how += f"; resumed after pass {sitting['after_epoch']}" + (f" with {changes}" if changes else "")
         text = f"{describe_m1(m1)}, trained in the run folder {path} for {len(rows)} passes{seen}{how}"
         return m1, sum(r["seconds"] for r in rows), text
     m1 = from_pretrained(path)

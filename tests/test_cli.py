@@ -157,6 +157,14 @@ def test_resume_from_cli(capsys, tmp_path):
     assert main(["train", "--model", "ae", "--data", "digits", "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
     assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
     assert len((out / "metrics.csv").read_text().strip().splitlines()) == 3
+    assert json.loads((out / "run.json").read_text())["resumed"][0]["after_epoch"] == 1
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "3", "--schedule", "cosine", "--no-progress"]) == 0
+    sittings = json.loads((out / "run.json").read_text())["resumed"]
+    assert [s["after_epoch"] for s in sittings] == [1, 2]
+    assert sittings[1]["changed"] == {"epochs": 3, "schedule": "cosine"}  # only what this sitting changed
+    fails(["train", "--resume", "--out", str(out), "--epochs", "4", "--lr", "0.5"], capsys, "cannot change it")
+    fails(["train", "--resume", "--out", str(out), "--epochs", "4", "--threads", "0"], capsys, "at least 1")
+    assert len(json.loads((out / "run.json").read_text())["resumed"]) == 2
 
 
 def test_torchrun_ddp_two_processes(tmp_path):

@@ -54,6 +54,9 @@ def register(sub: Any) -> None:
                    help="with --labels: repeat the labelled rows so that they make up this share of the rows where "
                         "they are fewer (default 0.1), so that most batches hold some")
     t.add_argument("--device")
+    t.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for PyTorch (default: PyTorch's choice, one per core); 1 suits a machine "
+                        "shared with other jobs")
     t.add_argument("--bf16", action="store_true", default=None)
     t.add_argument("--tensorboard", action="store_true", default=None)
     t.add_argument("--no-progress", dest="progress", action="store_false", default=None)
@@ -101,6 +104,10 @@ def run_train(args: argparse.Namespace) -> int:
     from ..io import from_pretrained
     from ..train import fit
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, not {args.threads}.")
+        torch.set_num_threads(args.threads)
     out = Path(args.out or f"runs/{args.model}-{Path(str(args.data)).stem}")
     info_path = out / "run.json"
     if args.resume:
@@ -143,6 +150,8 @@ def run_train(args: argparse.Namespace) -> int:
         fraction = DEFAULT_LABELLED_FRACTION if fraction is None else fraction
         x, y = semi_supervised_arrays(model, x, y, n_labels, seed=tc.seed, labelled_fraction=fraction)
     out.mkdir(parents=True, exist_ok=True)
+    if args.resume and int(os.environ.get("RANK", "0")) == 0:
+        _record_resume(info_path, saved, tc.to_dict(), out)
     if not args.resume and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
         atomic_write_text(info_path, json.dumps({
             "model": args.model, "data": str(args.data), "data_dir": args.data_dir,
@@ -178,6 +187,27 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"done in {result.seconds:.1f}s{stop}; best epoch {result.best_epoch} "
           f"(monitored loss {result.best_val:.4f}); model in {out / 'best'}; {len(figs)} figures in {out / 'figures'}")
     return 0
+
+
+def _record_resume(info_path: Path, saved: dict[str, Any], train_config: dict[str, Any], out: Path) -> None:
+    """Note in run.json the trainer options a resumed sitting changed (e.g. more epochs, a new schedule),
+    with the pass it continued from, so that the run folder tells how every pass was trained."""
+    from ..train import read_metrics
+
+    first = saved.get("train_config", {})
+    for sitting in saved.get("resumed", []):
+        first = {**first, **sitting["changed"]}
+    changed = {k: v for k, v in train_config.items() if first.get(k) != v}
+    if "lr" in changed:
+        raise ConfigError("A resumed run continues from its checkpoint's learning rate, so --lr cannot change it; "
+                          "start a new run to train with another learning rate.")
+    if not changed:
+        return
+    metrics = out / "metrics.csv"
+    passes = len(read_metrics(metrics)) if metrics.is_file() else 0
+    saved.setdefault("resumed", []).append(
+        {"after_epoch": passes, "changed": changed, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    atomic_write_text(info_path, json.dumps(saved, indent=2) + "\n")
 
 
 def _check_likelihood(config: Any, x: torch.Tensor, pre: Any) -> None:
