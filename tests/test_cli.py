@@ -167,6 +167,25 @@ def test_resume_from_cli(capsys, tmp_path):
     assert len(json.loads((out / "run.json").read_text())["resumed"]) == 2
 
 
+def test_resume_keeps_dynamic_binarization(capsys, tmp_path, monkeypatch):
+    """A resumed run trains on the data as its first sitting did, whatever the flags of this sitting."""
+    import aekit.train
+
+    out = tmp_path / "b"
+    assert main(["train", "--model", "vae", "--data", "digits", "--scale", "minmax", "--binarize", "dynamic",
+                 "--epochs", "1", "--out", str(out), "--no-progress"]) == 0
+    seen = {}
+    real_fit = aekit.train.fit
+
+    def spy(model, x, *args, **kwargs):
+        seen["binarize"], seen["max"] = kwargs["binarize"], float(x.max())
+        return real_fit(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(aekit.train, "fit", spy)
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
+    assert seen == {"binarize": True, "max": 1.0}  # min-max scaled as before, and binarized on the fly
+
+
 def test_torchrun_ddp_two_processes(tmp_path):
     """The same loop under DistributedDataParallel (gloo): only rank 0 writes, ranks stay in sync."""
     torchrun = Path(sys.executable).with_name("torchrun")

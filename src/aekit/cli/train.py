@@ -174,7 +174,7 @@ def run_train(args: argparse.Namespace) -> int:
         say(f"greedy layer-wise pretraining: {config.pretrain_epochs} epochs per layer -> {out / 'layers'}")
         model.pretrain(x, config=tc.replace(epochs=config.pretrain_epochs), val_x=val_x, run_dir=out / "layers")
     result = fit(model, x, y, config=tc, val_x=val_x, val_y=val_y, run_dir=out, resume=args.resume,
-                 binarize=args.binarize == "dynamic", on_epoch_end=report)
+                 binarize=pre.binarize == "dynamic", on_epoch_end=report)  # pre: the saved one on resume
     if not dist.is_main():
         return 0  # only rank 0 writes figures
     best = from_pretrained(out / "best") if (out / "best").exists() else model
