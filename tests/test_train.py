@@ -60,6 +60,18 @@ def test_resume_continues_exactly(data, tmp_path):
     assert int(resumed.train_step) == 4 * 8
 
 
+def test_dynamic_binarization_validates_on_one_fixed_binary_sample(data):
+    from aekit.train import evaluate_loss
+
+    x, vx = data
+    m = vae()
+    result = fit(m, x, config=TrainConfig(epochs=1, batch_size=32, seed=5, progress=False), val_x=vx, binarize=True)
+    binary = torch.bernoulli(vx, generator=torch.Generator().manual_seed(5))
+    reported = result.history[0]["val_loss"]
+    assert reported == pytest.approx(evaluate_loss(m, binary)["loss"], rel=1e-5)
+    assert reported != pytest.approx(evaluate_loss(m, vx)["loss"], rel=1e-3)  # not the grey-level images
+
+
 def test_run_folder_outputs(data, tmp_path):
     x, vx = data
     m = vae()

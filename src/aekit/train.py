@@ -194,7 +194,8 @@ def fit(
 ) -> TrainResult:
     """Train ``model`` on ``x`` (N, *input_shape) with optional labels ``y`` (N,); returns the history.
 
-    ``binarize`` resamples every pixel from Bernoulli(x) for each batch (dynamic binarization).
+    ``binarize`` resamples every pixel from Bernoulli(x) for each batch (dynamic binarization); the
+    validation images are binarized once, with the run's seed.
     With ``run_dir``, writes ``metrics.csv``, ``best/`` and ``last/`` checkpoints (``last/`` also
     holds the trainer state for ``resume``). A run folder that already holds a run is never
     overwritten unless ``resume`` is asked for.
@@ -210,6 +211,8 @@ def fit(
     x, y = x.to(device), (None if y is None else y.to(device))
     if val_x is not None:
         val_x, val_y = val_x.to(device), (None if val_y is None else val_y.to(device))
+        if binarize:  # one seeded binarization: the validation loss is then that of binary images, as in training
+            val_x = torch.bernoulli(val_x, generator=torch.Generator(device=device).manual_seed(c.seed))
     model = dist.unwrap(model).to(device)
     torch.manual_seed(c.seed)
     gen = torch.Generator(device=device).manual_seed(c.seed)
