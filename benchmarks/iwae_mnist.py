@@ -20,6 +20,9 @@ runs present. Examples:
     # a long schedule that survives interruptions, then IWAE fine-tuning from its weights
     python benchmarks/iwae_mnist.py --objective vae --k 1 --epochs 1000 --run-dir runs/long/vae1
     python benchmarks/iwae_mnist.py --objective iwae --k 50 --epochs 10 --init runs/long/vae1
+    # continue a saved model (the results file that names it supplies its schedule and time)
+    python benchmarks/iwae_mnist.py --objective iwae --k 5 --epochs 300 --lr 1e-4 --lr-final 1e-5 \
+        --init runs/iwae_mnist/iwae5_dynamic_1406 --tag iwae5_dynamic_1706
 """
 
 from __future__ import annotations
@@ -68,21 +71,37 @@ def load(binarization: str, data: str | None) -> tuple[torch.Tensor, torch.Tenso
     return d.train.x.reshape(-1, 784), test
 
 
-def initialise(model: IWAE, run: Path) -> tuple[float, float | None, str]:
-    """Load the last weights of an earlier run into ``model``; returns its wall and CPU training
-    seconds (CPU from its results file; None when that is missing or did not record it) and a
-    schedule prefix."""
+def initialise(model: IWAE, path: Path) -> tuple[float, float | None, str]:
+    """Load the last weights of an earlier run into ``model``: a ``--run-dir`` folder, or a model
+    folder this script saved (``runs/iwae_mnist/<tag>``). Returns its wall and CPU training seconds
+    (None when unknown) and a schedule prefix: for a run folder from its metrics.csv (CPU time from
+    ``iwae_mnist_<folder name>.json`` when that exists), for a saved model from the results file
+    that names it, so that chains of continuations keep the whole history of their passes."""
     from aekit import from_pretrained
+    from aekit.errors import AekitError
     from aekit.train import LAST, read_metrics
 
-    earlier = from_pretrained(run / LAST)
+    if (path / LAST).is_dir():
+        earlier = from_pretrained(path / LAST)
+        rows = read_metrics(path / "metrics.csv")
+        c = earlier.config
+        what = "VAE" if c.objective == "vae" else f"IWAE k={c.k}"
+        record = RESULTS / f"iwae_mnist_{path.name}.json"
+        cpu = json.loads(record.read_text()).get("train_cpu_seconds") if record.is_file() else None
+        model.load_state_dict(earlier.state_dict())
+        return sum(r["seconds"] for r in rows), cpu, f"{len(rows)} passes of the {what} objective ({path.name}), then "
+    try:
+        earlier = from_pretrained(path)
+    except AekitError as e:
+        raise SystemExit(f"--init {path}: {e}") from None
+    records = [json.loads(f.read_text()) for f in sorted(RESULTS.glob("iwae_mnist_*.json"))]
+    record = next((r for r in records if "model_dir" in r and Path(r["model_dir"]).resolve() == path.resolve()), None)
+    if record is None:
+        raise SystemExit(f"--init {path}: no results file in {RESULTS} names this model, so its training "
+                         "schedule and time are unknown; pass the run folder (--run-dir) it was trained in.")
     model.load_state_dict(earlier.state_dict())
-    rows = read_metrics(run / "metrics.csv")
-    c = earlier.config
-    what = "VAE" if c.objective == "vae" else f"IWAE k={c.k}"
-    record = RESULTS / f"iwae_mnist_{run.name}.json"
-    cpu = json.loads(record.read_text()).get("train_cpu_seconds") if record.is_file() else None
-    return sum(r["seconds"] for r in rows), cpu, f"{len(rows)} passes of the {what} objective ({run.name}), then "
+    return (record["train_seconds"], record.get("train_cpu_seconds"),
+            f"[{record['schedule']} ({record['tag']}, test NLL {record['test_nll']:.2f})], then ")
 
 
 def main() -> None:
@@ -107,9 +126,10 @@ def main() -> None:
     p.add_argument("--data-dir")
     p.add_argument("--save", help="folder to save the trained model in (default runs/iwae_mnist/<tag>)")
     p.add_argument("--tag", help="name of this run's result files (default <objective><k>_<binarization>)")
-    p.add_argument("--init", metavar="RUN_DIR",
+    p.add_argument("--init", metavar="DIR",
                    help="start from the last weights of an earlier --run-dir run (e.g. a VAE run before an IWAE "
-                        "fine-tune); its passes and wall time are counted in this run's schedule and time")
+                        "fine-tune) or from a model this script saved (runs/iwae_mnist/<tag>); its passes and "
+                        "wall time are counted in this run's schedule and time")
     p.add_argument("--run-dir", help="train with checkpoints here (every pass) and continue from them when "
                                      "the folder already holds this run: long schedules can span several sittings")
     args = p.parse_args()
