@@ -60,6 +60,59 @@ def test_resume_continues_exactly(data, tmp_path):
     assert int(resumed.train_step) == 4 * 8
 
 
+def _lrs(result):
+    return [r["lr"] for r in result.history]
+
+
+def test_resumed_run_follows_the_resuming_schedule(data, tmp_path):
+    """A longer cosine run follows the new curve (not the old one restarted past its end); a change of
+    scheduler class works; schedule 'none' holds the lr the checkpoint ended with."""
+    import math
+
+    x, _ = data
+    lr = 1e-3
+
+    def run(folder, resume=False, **kw):
+        c = TrainConfig(batch_size=64, lr=lr, progress=False, **kw)
+        return fit(vae(), x, config=c, run_dir=tmp_path / folder, resume=resume, binarize=True)
+
+    def cosine(e, total):  # the lr used in epoch e (1-based) of a cosine schedule over `total` epochs
+        return lr * (1 + math.cos(math.pi * (e - 1) / total)) / 2
+
+    run("cos", epochs=2, schedule="cosine")
+    longer = run("cos", resume=True, epochs=4, schedule="cosine")
+    assert _lrs(longer)[2:] == pytest.approx([cosine(3, 4), cosine(4, 4)], rel=1e-9)
+
+    run("exp", epochs=2, schedule="exponential", gamma=0.5)
+    switched = run("exp", resume=True, epochs=4, schedule="cosine")
+    assert _lrs(switched) == pytest.approx([lr, lr / 2, cosine(3, 4), cosine(4, 4)], rel=1e-9)
+
+    run("hold", epochs=2, schedule="exponential", gamma=0.5)
+    held = run("hold", resume=True, epochs=4, schedule="none")
+    assert _lrs(held) == pytest.approx([lr, lr / 2, lr / 4, lr / 4], rel=1e-9)
+
+
+def test_resume_with_an_unchanged_schedule_continues_exactly(data, tmp_path):
+    x, _ = data
+    c = TrainConfig(epochs=4, batch_size=64, progress=False, schedule="cosine")
+    straight = vae()
+    whole = fit(straight, x, config=c, binarize=True)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_two(row):
+        if row["epoch"] == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        fit(vae(), x, config=c, run_dir=tmp_path, binarize=True, on_epoch_end=stop_after_two)
+    resumed = vae()
+    rest = fit(resumed, x, config=c, run_dir=tmp_path, resume=True, binarize=True)
+    assert _lrs(rest) == _lrs(whole)
+    assert same(weights(straight), weights(resumed))
+
+
 def test_dynamic_binarization_validates_on_one_fixed_binary_sample(data):
     from aekit.train import evaluate_loss
 

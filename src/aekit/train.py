@@ -13,6 +13,7 @@ import csv
 import math
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,36 @@ def make_scheduler(opt: torch.optim.Optimizer, c: TrainConfig) -> Any:
     if c.schedule == "plateau":
         return s.ReduceLROnPlateau(opt, factor=c.gamma, patience=max(1, c.patience // 2), min_lr=c.min_lr)
     return None
+
+
+def _resume_scheduler(opt: torch.optim.Optimizer, c: TrainConfig, state: dict[str, Any], done: int) -> Any:
+    """The scheduler of a run resumed after ``done`` epochs, under the resuming config ``c``.
+
+    A closed-form schedule (step, multistep, exponential, cosine) is rebuilt from ``c`` and stepped
+    ``done`` times, so the next epoch gets the lr that ``c``'s schedule gives it: exactly the
+    interrupted run's when nothing changed, and the new curve when the schedule, its gamma or (for
+    cosine) the number of epochs did. ``plateau`` depends on the losses seen, so its saved state is
+    restored when the run was a plateau run too; ``none`` (and a new plateau) keep the learning rate
+    the checkpoint ended with."""
+    saved = state.get("scheduler") or {}
+    if c.schedule == "none":
+        return None
+    if c.schedule == "plateau":
+        sched = make_scheduler(opt, c)
+        was = state.get("scheduler_class", "ReduceLROnPlateau" if "best" in saved else None)  # older checkpoints
+        if was == "ReduceLROnPlateau":
+            fresh = {k: sched.state_dict()[k] for k in ("factor", "patience", "min_lrs")}
+            sched.load_state_dict({**saved, **fresh})  # its counters, under the resuming config's settings
+        return sched
+    for group in opt.param_groups:
+        group["lr"] = c.lr
+        group.pop("initial_lr", None)
+    sched = make_scheduler(opt, c)
+    with warnings.catch_warnings():  # stepping before any optimizer.step() is what we mean here
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(done):
+            sched.step()
+    return sched
 
 
 def _labels_for(model: torch.nn.Module, y: torch.Tensor | None) -> torch.Tensor | None:
@@ -227,8 +258,7 @@ def fit(
         state = load_state(run / LAST / STATE_NAME)
         model.load_state_dict(from_pretrained(run / LAST).state_dict())
         opt.load_state_dict(state["optimizer"])
-        if sched is not None and state.get("scheduler"):
-            sched.load_state_dict(state["scheduler"])
+        sched = _resume_scheduler(opt, c, state, int(state["epoch"]))
         gen.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch = int(state["epoch"]) + 1
@@ -322,6 +352,7 @@ def _save_last(model, run: Path, opt, sched, gen, epoch: int, result: TrainResul
         "epoch": epoch,
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict() if sched is not None else None,
+        "scheduler_class": type(sched).__name__ if sched is not None else None,
         "generator": gen.get_state(),
         "torch_rng": torch.get_rng_state(),
         "history": result.history,

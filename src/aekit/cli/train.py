@@ -26,7 +26,9 @@ def register(sub: Any) -> None:
     p.add_argument("--model", default="vae", help=f"registered model: {', '.join(sorted(registry.REGISTRY))}")
     add_data_args(p)
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA); an existing run is never overwritten")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last checkpoint; the lr follows the schedule of the "
+                        "options given now at that pass (--schedule none: hold the checkpoint's lr)")
     m = p.add_argument_group("model")
     m.add_argument("--latent-dim", type=int)
     m.add_argument("--hidden-dims", type=int, nargs="*")
