@@ -95,6 +95,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--name", default="ssl_mnist")
     p.add_argument("--no-write", action="store_true", help="print the results only (trial runs)")
     p.add_argument("--render", metavar="JSON", help="only rewrite the Markdown from a results JSON of this script (beside that JSON)")
+    p.add_argument("--combine", metavar="JSON", nargs="+",
+                   help="only merge results JSONs of this script that share M1 and the M2 settings (e.g. label draws "
+                        "run in separate invocations with --first-draw) into one table, written under --name")
     return p.parse_args()
 
 
@@ -267,6 +270,19 @@ def main() -> int:
             source.with_suffix(".md").write_text(markdown(data))
         print(markdown(data))
         return 0
+    if args.combine:
+        try:
+            if (RESULTS / f"{args.name}.json").resolve() in {Path(f).resolve() for f in args.combine} and not args.no_write:
+                raise ValueError(f"--name {args.name} would overwrite one of the files being combined; choose another name.")
+            data = combine([Path(f) for f in args.combine])
+        except ValueError as e:
+            print(f"ssl_mnist.py: {e}", file=sys.stderr)
+            return 2
+        print(markdown(data))
+        if not args.no_write:
+            md, js = write_results(args.name, markdown(data), data)
+            print(f"wrote {md} and {js}")
+        return 0
     torch.set_num_threads(args.threads)
     started = time.strftime("%Y-%m-%d %H:%M")
     load0 = os.getloadavg()
@@ -351,6 +367,54 @@ def analogy_figures(args: argparse.Namespace, m1: torch.nn.Module, dims: torch.T
     return written
 
 
+# Settings that must agree for runs of several invocations to be one experiment (labels, draws,
+# workers and names may differ).
+SHARED_SETTINGS = ("m1_from", "m1_epochs", "m1_batch", "m1_lr", "m1_hidden", "m1_weight_decay", "m1_warmup_epochs",
+                   "m2_epochs", "m2_batch", "m2_lr", "m2_schedule", "labelled_fraction", "m2_init_std", "small_n",
+                   "m2_pixel_epochs", "m2_pixel_lr")
+
+
+def combine(paths: list[Path]) -> dict:
+    """One results record from several invocations of this script that ran the same experiment on other
+    label counts or draws; raises ValueError (one sentence) when they did not."""
+    sources = []
+    for path in paths:
+        try:
+            sources.append((path, json.loads(path.read_text())))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"cannot read {path} as a results JSON of this script ({e}).") from None
+    (first_path, first), rest = sources[0], sources[1:]
+    for path, d in rest:
+        for key in SHARED_SETTINGS:
+            if d["settings"].get(key) != first["settings"].get(key):
+                raise ValueError(f"{path} and {first_path} differ in {key} ({d['settings'].get(key)!r} against "
+                                 f"{first['settings'].get(key)!r}), so their runs are not one experiment.")
+        if d["m1"].get("description") != first["m1"].get("description"):
+            raise ValueError(f"{path} and {first_path} used different M1 models.")
+    runs, seen = [], {}
+    for path, d in sources:
+        for r in d["runs"]:
+            key = (r["method"], r["labels"], r["draw"])
+            if key in seen:
+                raise ValueError(f"{path} and {seen[key]} both hold {r['method']} N = {r['labels']} draw {r['draw']}.")
+            seen[key] = path
+            runs.append(r)
+    settings = {**first["settings"], "labels": sorted({r["labels"] for r in runs}),
+                "draw_seeds": sorted({r["draw"] for r in runs})}
+    return {
+        "command": command(), "machine": first["machine"], "started": min(d["started"] for _, d in sources),
+        "load_average_start": first["load_average_start"], "load_average_end": sources[-1][1]["load_average_end"],
+        "gemm_gflops_per_process": first["gemm_gflops_per_process"], "settings": settings, "m1": first["m1"],
+        "runs_wall_seconds": sum(d["runs_wall_seconds"] for _, d in sources),
+        "epoch_floor_seconds": {k: v for _, d in sources for k, v in d["epoch_floor_seconds"].items()},
+        "published": first["published"], "summary": summarize(runs, first["m1"]["seconds"]), "runs": runs,
+        "figures": [f for _, d in sources for f in d["figures"]],
+        "sources": [{"file": str(path), "command": d["command"], "started": d["started"],
+                     "load_average": [d["load_average_start"][0], d["load_average_end"][0]],
+                     "runs_wall_seconds": d["runs_wall_seconds"]} for path, d in sources],
+    }
+
+
 def summarize(runs: list[dict], m1_seconds: float) -> list[dict]:
     out = []
     for method in ("M1+SVM", "M2", "M1+M2"):
@@ -374,13 +438,21 @@ def summarize(runs: list[dict], m1_seconds: float) -> list[dict]:
 def markdown(data: dict) -> str:
     s = data["settings"]
     annealed = ", cosine-annealed to 0" if s.get("m2_schedule", "none") == "cosine" else ""
+    if data.get("sources"):
+        head = [f"Combined by `{data['command']}` from {len(data['sources'])} invocations on {data['machine']}:", ""]
+        head += [f"- `{src['file']}`: `{src['command']}` (started {src['started']}, load average "
+                 f"{src['load_average'][0]:.2f} → {src['load_average'][1]:.2f}, runs {src['runs_wall_seconds']:.0f} s)"
+                 for src in data["sources"]]
+        head += ["", f"Measured GEMM rate per process {data['gemm_gflops_per_process']} GFLOP/s (first invocation)."]
+    else:
+        head = [
+            f"Command: `{data['command']}`  ",
+            f"Machine: {data['machine']}; load average {data['load_average_start'][0]:.2f} at the start, "
+            f"{data['load_average_end'][0]:.2f} at the end (the 2 cores are shared with other jobs)  ",
+            f"Started {data['started']}; {s['workers']} worker process(es) with {s['threads']} thread(s) each; "
+            f"measured GEMM rate per process {data['gemm_gflops_per_process']} GFLOP/s."]
     lines = [
-        "# Semi-supervised MNIST: M1+SVM, M2, M1+M2 (Kingma et al. 2014, Table 1)", "",
-        f"Command: `{data['command']}`  ",
-        f"Machine: {data['machine']}; load average {data['load_average_start'][0]:.2f} at the start, "
-        f"{data['load_average_end'][0]:.2f} at the end (the 2 cores are shared with other jobs)  ",
-        f"Started {data['started']}; {s['workers']} worker process(es) with {s['threads']} thread(s) each; "
-        f"measured GEMM rate per process {data['gemm_gflops_per_process']} GFLOP/s.", "",
+        "# Semi-supervised MNIST: M1+SVM, M2, M1+M2 (Kingma et al. 2014, Table 1)", "", *head, "",
         f"M1: {m1_text(data)}, trained once in "
         f"**{data['m1']['seconds']:.0f} s** and shared by every M1+SVM and M1+M2 run; "
         f"{data['m1']['active_dims']} of its {data['m1'].get('latent_dim', 50)} latent dimensions are active (posterior-mean std > 0.1)"
@@ -392,7 +464,8 @@ def markdown(data: dict) -> str:
         + (f"; M2 on pixels: {s['m2_pixel_epochs']} epochs (Adam {s['m2_pixel_lr']}{annealed}), {s['m2_pixel_draws']} draw(s)."
            if s["m2_pixel_epochs"] else "; M2 on pixels not run."), "",
         f"Whole benchmark: {(data['m1']['seconds'] + data['runs_wall_seconds']) / 60:.1f} min of wall-clock time "
-        f"(M1 {data['m1']['seconds']:.0f} s, then all runs {data['runs_wall_seconds']:.0f} s).", "",
+        f"(M1 {data['m1']['seconds']:.0f} s, then all runs {data['runs_wall_seconds']:.0f} s"
+        + (", the invocations' run times added" if data.get("sources") else "") + ").", "",
         f"Test error (%) after the last epoch, mean ± std over label draws (seeds {seeds_text(s)}); time per run is the "
         "wall-clock time of that run in its process (for M1+M2 add M1's time, paid once).", "",
         "| N | method | test error % | per draw | time per run (s) | + M1 (s, once) | published |",
@@ -414,7 +487,7 @@ def markdown(data: dict) -> str:
 
 def seeds_text(s: dict) -> str:
     first = s.get("first_draw", 0)
-    return ", ".join(str(seed) for seed in range(first, first + s["draws"]))
+    return ", ".join(str(seed) for seed in s.get("draw_seeds", range(first, first + s["draws"])))
 
 
 def m1_text(data: dict) -> str:
