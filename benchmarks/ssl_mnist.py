@@ -83,6 +83,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--m2-schedule", choices=["none", "cosine"], default="none",
                    help="M2's learning rate: constant, or cosine-annealed to 0 over its epochs")
     p.add_argument("--labelled-fraction", type=float, default=0.3)
+    p.add_argument("--m2-alpha", type=float, default=0.1,
+                   help="weight of the mean -log q(y|x) over labelled rows against the mean ELBO (the paper's 0.1)")
     p.add_argument("--m2-init-std", type=float, help="start M2's weights at N(0, s^2) as the authors' code does with "
                                                       "1e-3 (default: PyTorch's initialization)")
     p.add_argument("--small-n", type=int, default=100, help="N at or below which M2 has 300 hidden units (else 500)")
@@ -217,11 +219,11 @@ def run_job(job: tuple[str, int, int]) -> dict:
         hidden = (300,) if n <= a.small_n else (500,)
         if pixels:
             config = M2Config(input_shape=(784,), hidden_dims=hidden, latent_dim=50, likelihood="bernoulli",
-                              init_std=a.m2_init_std)
+                              init_std=a.m2_init_std, alpha=a.m2_alpha)
             xs = {"train": G["x"]["train"], "val": G["x"]["val"], "test": G["x"]["test"]}
             epochs, lr = a.m2_pixel_epochs, a.m2_pixel_lr
         else:
-            config = default_m2_codes_config(G["d"], 10, hidden_dims=hidden, init_std=a.m2_init_std)
+            config = default_m2_codes_config(G["d"], 10, hidden_dims=hidden, init_std=a.m2_init_std, alpha=a.m2_alpha)
             xs = G["codes"]
             epochs, lr = a.m2_epochs, a.m2_lr
         torch.manual_seed(1000 + draw)
@@ -370,8 +372,9 @@ def analogy_figures(args: argparse.Namespace, m1: torch.nn.Module, dims: torch.T
 # Settings that must agree for runs of several invocations to be one experiment (labels, draws,
 # workers and names may differ).
 SHARED_SETTINGS = ("m1_from", "m1_epochs", "m1_batch", "m1_lr", "m1_hidden", "m1_weight_decay", "m1_warmup_epochs",
-                   "m2_epochs", "m2_batch", "m2_lr", "m2_schedule", "labelled_fraction", "m2_init_std", "small_n",
+                   "m2_epochs", "m2_batch", "m2_lr", "m2_schedule", "labelled_fraction", "m2_alpha", "m2_init_std", "small_n",
                    "m2_pixel_epochs", "m2_pixel_lr")
+SETTING_DEFAULTS = {"m2_alpha": 0.1}  # of settings added after results were written without them
 
 
 def combine(paths: list[Path]) -> dict:
@@ -386,9 +389,10 @@ def combine(paths: list[Path]) -> dict:
     (first_path, first), rest = sources[0], sources[1:]
     for path, d in rest:
         for key in SHARED_SETTINGS:
-            if d["settings"].get(key) != first["settings"].get(key):
-                raise ValueError(f"{path} and {first_path} differ in {key} ({d['settings'].get(key)!r} against "
-                                 f"{first['settings'].get(key)!r}), so their runs are not one experiment.")
+            ours, theirs = (x["settings"].get(key, SETTING_DEFAULTS.get(key)) for x in (d, first))
+            if ours != theirs:
+                raise ValueError(f"{path} and {first_path} differ in {key} ({ours!r} against {theirs!r}), "
+                                 "so their runs are not one experiment.")
         if d["m1"].get("description") != first["m1"].get("description"):
             raise ValueError(f"{path} and {first_path} used different M1 models.")
     runs, seen = [], {}
@@ -438,6 +442,7 @@ def summarize(runs: list[dict], m1_seconds: float) -> list[dict]:
 def markdown(data: dict) -> str:
     s = data["settings"]
     annealed = ", cosine-annealed to 0" if s.get("m2_schedule", "none") == "cosine" else ""
+    alpha = s.get("m2_alpha", 0.1)
     if data.get("sources"):
         head = [f"Combined by `{data['command']}` from {len(data['sources'])} invocations on {data['machine']}:", ""]
         head += [f"- `{src['file']}`: `{src['command']}` (started {src['started']}, load average "
@@ -458,7 +463,8 @@ def markdown(data: dict) -> str:
         f"{data['m1']['active_dims']} of its {data['m1'].get('latent_dim', 50)} latent dimensions are active (posterior-mean std > 0.1)"
         + (f"; an SVC on its posterior means with all 50,000 labels has {data['m1']['all_labels_svm']['test_error']:.2f}% "
            "test error (how well its features separate the classes when every label is known)" if data["m1"].get("all_labels_svm") else "") + ". "
-        f"M2: {s['m2_epochs']} epochs on M1's codes (batch {s['m2_batch']}, Adam {s['m2_lr']}{annealed}, alpha 0.1, "
+        f"M2: {s['m2_epochs']} epochs on M1's codes (batch {s['m2_batch']}, Adam {s['m2_lr']}{annealed}, alpha {alpha:g}"
+        f"{'' if alpha == 0.1 else ' (the paper: 0.1)'}, "
         f"labelled rows repeated to make up {s['labelled_fraction']:.0%} of the rows wherever they are fewer"
         + (f", weights initialized from N(0, {s['m2_init_std']:g}^2)" if s.get("m2_init_std") else "") + ")"
         + (f"; M2 on pixels: {s['m2_pixel_epochs']} epochs (Adam {s['m2_pixel_lr']}{annealed}), {s['m2_pixel_draws']} draw(s)."
