@@ -9,6 +9,7 @@ import torch
 
 from aekit import ConfigError, TrainingError, from_pretrained, registry
 from aekit.config import TrainConfig
+from aekit.io import load_state
 from aekit.train import fit
 from conftest import tiny_options
 
@@ -90,6 +91,13 @@ def test_resumed_run_follows_the_resuming_schedule(data, tmp_path):
     run("hold", epochs=2, schedule="exponential", gamma=0.5)
     held = run("hold", resume=True, epochs=4, schedule="none")
     assert _lrs(held) == pytest.approx([lr, lr / 2, lr / 4, lr / 4], rel=1e-9)
+
+    run("plateau", epochs=2, schedule="plateau", patience=2)
+    state = load_state(tmp_path / "plateau" / "last" / "trainer_state.pt")["scheduler"]
+    plateau = run("plateau", resume=True, epochs=3, schedule="plateau", patience=2, gamma=0.5)
+    resumed = load_state(tmp_path / "plateau" / "last" / "trainer_state.pt")["scheduler"]
+    assert resumed["factor"] == 0.5 and resumed["best"] <= state["best"]  # new setting, the old counters kept
+    assert _lrs(plateau) == pytest.approx([lr] * 3)
 
 
 def test_resume_with_an_unchanged_schedule_continues_exactly(data, tmp_path):
