@@ -21,6 +21,10 @@ Each run is a separate process with ``--threads`` threads (``--workers`` run sid
 otherwise costs many times the work itself.
 
     nice -n 10 python benchmarks/ssl_mnist.py     # the defaults: N = 100 and 1000, 3 draws, about 30 minutes
+    # more draws of the same experiment later, then one table of all of them
+    python benchmarks/ssl_mnist.py ... --draws 1 --first-draw 3 --name ssl_mnist_draw3
+    python benchmarks/ssl_mnist.py --combine benchmarks/results/ssl_mnist.json \
+        benchmarks/results/ssl_mnist_draw3.json --name ssl_mnist_all
 """
 
 from __future__ import annotations
