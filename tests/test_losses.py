@@ -38,6 +38,17 @@ def test_bernoulli_log_likelihood_matches_torch_distributions():
     torch.testing.assert_close(losses.bernoulli_log_likelihood(logits, x), expected, rtol=1e-5, atol=1e-4)
 
 
+def test_repeated_bernoulli_log_likelihood_matches_torch_distributions_on_every_copy():
+    logits = torch.randn(3, 20, 1, 4, 4) * 3       # L = 3 decoder outputs for each of 20 inputs
+    x = torch.bernoulli(torch.full((20, 1, 4, 4), 0.4))
+    expected = Bernoulli(logits=logits).log_prob(x.expand(3, *x.shape)).reshape(3, 20, -1).sum(-1)
+    torch.testing.assert_close(losses.bernoulli_log_likelihood_repeated(logits, x), expected, rtol=1e-5, atol=1e-4)
+    grey = torch.rand(20, 1, 4, 4)                 # grey levels: the cross-entropy form, as for one copy
+    torch.testing.assert_close(losses.bernoulli_log_likelihood_repeated(logits, grey),
+                               torch.stack([losses.bernoulli_log_likelihood(lo, grey) for lo in logits]),
+                               rtol=1e-5, atol=1e-4)
+
+
 def test_bernoulli_log_likelihood_is_stable_for_large_logits():
     logits = torch.tensor([[100.0, -100.0]])
     ll = losses.bernoulli_log_likelihood(logits, torch.tensor([[1.0, 0.0]]))

@@ -33,6 +33,16 @@ def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Ten
     return (_flat(x) * logits - F.softplus(logits)).sum(1)
 
 
+def bernoulli_log_likelihood_repeated(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x_n | logits_ln) for L decoder outputs per data point: logits (L, N, *shape) and x
+    (N, *shape) -> (L, N), the same sum as ``bernoulli_log_likelihood`` on L stacked copies of x,
+    without making those copies: x . l is one batched dot product, so the L*N*D logits are read
+    twice (the dot and the softplus) instead of passing through four elementwise kernels."""
+    L, n = logits.shape[:2]
+    logits = logits.reshape(L, n, -1)
+    return torch.einsum("lnd,nd->ln", logits, _flat(x).to(logits.dtype)) - F.softplus(logits).sum(-1)
+
+
 def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor | float) -> torch.Tensor:
     """log N(x; mean, exp(logvar)) summed over dimensions, (N, *shape) -> (N,)."""
     x, mean = _flat(x), _flat(mean)

@@ -169,6 +169,14 @@ class DecoderOutput:
             return losses.discretized_logistic_log_likelihood(x, self.loc, _half(self.logvar))
         return losses.gaussian_log_likelihood(x, self.loc, self.logvar)
 
+    def repeated_log_prob(self, x: torch.Tensor, L: int) -> torch.Tensor:
+        """log p(x_n | z_ln) of an output over L * N rows (ordered l * N + n) for x (N, *shape) -> (L, N)."""
+        n = x.shape[0]
+        if self.likelihood == "bernoulli" and L > 1:  # the importance-sampling hot path: no L copies of x
+            return losses.bernoulli_log_likelihood_repeated(self.loc.reshape(L, n, -1), x)
+        x_rep = x.unsqueeze(0).expand(L, *x.shape).reshape(L * n, *x.shape[1:])
+        return self.log_prob(x_rep).reshape(L, n)
+
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.likelihood == "bernoulli":
             return torch.bernoulli(torch.sigmoid(self.loc), generator=generator)

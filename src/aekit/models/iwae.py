@@ -26,7 +26,6 @@ from ..config import ModelConfig, check_choice, check_positive
 from ..errors import ConfigError
 from ..nn import LIKELIHOODS, Decoder, DecoderOutput, Encoder, OutputHead, mlp
 from .base import Autoencoder, GaussianLatent, LossOutput
-from .vae import _repeated_log_prob
 
 
 @dataclass(frozen=True)
@@ -152,7 +151,7 @@ class IWAE(Autoencoder):
             pm, plv = _split(self.p1(h2))                             # p(h1 | h2): (k, N, d1)
             log_p = losses.log_standard_normal(h2) + losses.log_normal(h1, pm, plv)
         n = x.shape[0]
-        log_px = _repeated_log_prob(self.head(self.px(h1.reshape(k * n, -1))), x, k)  # (k, N)
+        log_px = self.head(self.px(h1.reshape(k * n, -1))).repeated_log_prob(x, k)  # (k, N)
         return IWAEOutput(log_px + log_p - log_q, log_px, GaussianLatent(m1, lv1))
 
     def log_importance_weights(

@@ -322,7 +322,7 @@ class M2(Autoencoder):
         hx = self.encoder_x(feats)                                                           # (N, H0)
         lat = self._posterior(hx.repeat(k, 1), one_hot(ys.reshape(-1), k_cls, hx.dtype))     # (k*N, D)
         z = losses.reparameterize(lat.mean, lat.logvar, 1, generator)[0]                     # (k*N, D)
-        log_px = self.decode(z, ys.reshape(-1)).log_prob(feats.repeat(k, *([1] * (feats.dim() - 1))))
+        log_px = self.decode(z, ys.reshape(-1)).repeated_log_prob(feats, k).reshape(-1)    # (k*N,)
         log_w = (log_px + losses.log_standard_normal(z) - losses.log_normal(z, lat.mean, lat.logvar)
                  - math.log(k_cls))
         return log_w.reshape(k, n) - log_qy

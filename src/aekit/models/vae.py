@@ -130,7 +130,7 @@ class VAE(Autoencoder):
 
     def log_likelihood_terms(self, x: torch.Tensor, out: VAEOutput) -> torch.Tensor:
         """log p(x | z_l) for every sample, (L, N)."""
-        return _repeated_log_prob(out.recon, x, out.z.shape[0])
+        return out.recon.repeated_log_prob(x, out.z.shape[0])
 
     def loss(self, x: torch.Tensor, out: VAEOutput, y: torch.Tensor | None = None) -> LossOutput:
         c = self.config
@@ -179,7 +179,7 @@ class VAE(Autoencoder):
         latent = self.encode(x, y)
         z = losses.reparameterize(latent.mean, latent.logvar, k, generator)          # (k, N, D)
         log_q = losses.log_normal(z, latent.mean, latent.logvar)                      # (k, N)
-        log_px = _repeated_log_prob(self.decode_samples(z, y), x, k)                  # (k, N)
+        log_px = self.decode_samples(z, y).repeated_log_prob(x, k)                    # (k, N)
         return log_px + losses.log_standard_normal(z) - log_q
 
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -188,9 +188,3 @@ class VAE(Autoencoder):
         z = torch.randn(n, self.config.latent_dim, generator=generator, dtype=p.dtype, device=p.device)
         return self.decode(z, y).mean()
 
-
-def _repeated_log_prob(recon: DecoderOutput, x: torch.Tensor, L: int) -> torch.Tensor:
-    """log p(x_n | z_ln) for a decoder output over L * N rows (ordered l * N + n); -> (L, N)."""
-    n = x.shape[0]
-    x_rep = x.unsqueeze(0).expand(L, *x.shape).reshape(L * n, *x.shape[1:])
-    return recon.log_prob(x_rep).reshape(L, n)
