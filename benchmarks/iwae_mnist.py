@@ -180,7 +180,7 @@ def main() -> None:
         train_s = sum(r["seconds"] for r in result.history)
         # Runs begun before the trainer recorded CPU time per pass: the earlier sittings' is unknown.
         train_cpu = sum(r["cpu_seconds"] for r in result.history) if all("cpu_seconds" in r for r in result.history) else None
-    train_s = train_s + init_s
+    train_s, own_cpu = train_s + init_s, train_cpu   # own_cpu: this run's passes only
     train_cpu = None if train_cpu is None or init_cpu is None else train_cpu + init_cpu
     load_train = os.getloadavg()[1]
     save = Path(args.save) if args.save else Path(__file__).resolve().parents[1] / "runs" / "iwae_mnist" / tag
@@ -199,7 +199,7 @@ def main() -> None:
         "chunk_size": args.chunk_size,
         "active_units": au.count, "published_active_units": PUBLISHED_ACTIVE.get((args.binarization, args.objective, args.k)),
         "train_seconds": train_s, "eval_seconds": eval_s, "loglik_seconds": dens.get("log_likelihood_seconds"),
-        "train_cpu_seconds": train_cpu, "eval_cpu_seconds": eval_cpu,
+        "train_cpu_seconds": train_cpu, "own_train_cpu_seconds": own_cpu, "eval_cpu_seconds": eval_cpu,
         "load_average": {"train_last_5min": load_train, "eval_last_5min": os.getloadavg()[1]},
         "schedule": schedule, "paper_schedule": PAPER_SCHEDULE, "final_train_elbo": result.history[-1]["train_elbo"],
         "command": command(), "machine": machine(), "model_dir": str(save),
@@ -213,13 +213,21 @@ def main() -> None:
           f"| {args.objective.upper()} k={args.k} | {nll:.2f} | {pub} | {dens['elbo']:.2f} | {au.count} | "
           f"{train_s / 60:.1f} min | {eval_s / 60:.1f} min |\n\n"
           f"Our schedule: {schedule}. The paper's: {PAPER_SCHEDULE}.\n\n"
-          f"CPU time: training {'not recorded (the run spanned several sittings and began before per-pass CPU times were kept)' if train_cpu is None else f'{train_cpu / 60:.1f} min'}, "
+          f"CPU time: training {cpu_text(train_cpu, own_cpu, args.epochs)}, "
           f"evaluation {eval_cpu / 60:.1f} min "
           f"(1 thread; the machine's 5-minute load average was {load_train:.1f} at the end of training, "
           f"{row['load_average']['eval_last_5min']:.1f} at the end of evaluation, so wall times include waiting for the CPU).\n")
     print(md, flush=True)
     write_results(f"iwae_mnist_{tag}", md, row)
     collect()
+
+
+def cpu_text(total: float | None, own: float | None, passes: int) -> str:
+    if total is not None:
+        return f"{total / 60:.1f} min"
+    if own is not None:
+        return f"{own / 60:.1f} min for this run's {passes} passes (the earlier runs it continues did not record theirs)"
+    return "not recorded (the run spanned several sittings and began before per-pass CPU times were kept)"
 
 
 def collect() -> None:
