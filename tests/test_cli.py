@@ -162,9 +162,17 @@ def test_resume_from_cli(capsys, tmp_path):
     sittings = json.loads((out / "run.json").read_text())["resumed"]
     assert [s["after_epoch"] for s in sittings] == [1, 2]
     assert sittings[1]["changed"] == {"epochs": 3, "schedule": "cosine"}  # only what this sitting changed
-    fails(["train", "--resume", "--out", str(out), "--epochs", "4", "--lr", "0.5"], capsys, "cannot change it")
+    fails(["train", "--resume", "--out", str(out), "--epochs", "4", "--lr", "0.5", "--schedule", "none"], capsys,
+          "cannot change it")
     fails(["train", "--resume", "--out", str(out), "--epochs", "4", "--threads", "0"], capsys, "at least 1")
     assert len(json.loads((out / "run.json").read_text())["resumed"]) == 2
+    # a closed-form schedule is rebuilt from a new --lr: exponential, so pass 4 trains at lr * gamma^3
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "4", "--lr", "0.5", "--schedule",
+                 "exponential", "-t", "gamma=0.5", "--no-progress"]) == 0
+    last = (out / "metrics.csv").read_text().strip().splitlines()
+    header, row = last[0].split(","), last[-1].split(",")
+    assert float(row[header.index("lr")]) == pytest.approx(0.5 * 0.5 ** 3)
+    assert json.loads((out / "run.json").read_text())["resumed"][2]["changed"]["lr"] == 0.5
 
 
 def test_resume_keeps_dynamic_binarization(capsys, tmp_path, monkeypatch):

@@ -28,7 +28,8 @@ def register(sub: Any) -> None:
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA); an existing run is never overwritten")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint; the lr follows the schedule of the "
-                        "options given now at that pass (--schedule none: hold the checkpoint's lr)")
+                        "options given now (--lr, --schedule, -t gamma=...) from that pass on, as if the run had "
+                        "used them from its start (--schedule none or plateau: hold the checkpoint's lr)")
     m = p.add_argument_group("model")
     m.add_argument("--latent-dim", type=int)
     m.add_argument("--hidden-dims", type=int, nargs="*")
@@ -117,6 +118,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"Cannot resume: {str(out)!r} holds no run (no run.json).")
         saved = json.loads(info_path.read_text())
         args.model, args.data = saved["model"], args.data or saved["data"]
+        args.data_dir = args.data_dir or saved.get("data_dir")  # the folder the first sitting read its data from
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"The run folder {str(out)!r} already exists and is not empty; choose another --out or pass --resume.")
     if not args.data:
@@ -200,9 +202,10 @@ def _record_resume(info_path: Path, saved: dict[str, Any], train_config: dict[st
     for sitting in saved.get("resumed", []):
         first = {**first, **sitting["changed"]}
     changed = {k: v for k, v in train_config.items() if first.get(k) != v}
-    if "lr" in changed:
-        raise ConfigError("A resumed run continues from its checkpoint's learning rate, so --lr cannot change it; "
-                          "start a new run to train with another learning rate.")
+    if "lr" in changed and train_config.get("schedule") in ("none", "plateau"):
+        raise ConfigError("A resumed run with --schedule none or plateau continues from its checkpoint's learning "
+                          "rate, so --lr cannot change it; pass a closed-form --schedule (its curve is rebuilt "
+                          "from --lr) or start a new run.")
     if not changed:
         return
     metrics = out / "metrics.csv"
