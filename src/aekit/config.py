@@ -140,6 +140,10 @@ class ModelConfig(Config):
     architecture: str = "mlp"
     conv_channels: tuple[int, ...] = (32, 64)
     num_classes: int = 0
+    # "data": before the first training step the decoder's output bias is set so that p(x|z) has the
+    # training data's mean (Bernoulli: the logit of each pixel's mean, clipped to [0.001, 0.999]), as
+    # in Burda et al.'s code; "zero": the layer's own initialization.
+    output_bias: str = "zero"
 
     kind: ClassVar[str] = "model"
 
@@ -152,6 +156,7 @@ class ModelConfig(Config):
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("architecture", self.architecture, ARCHITECTURES)
         check_positive("num_classes", self.num_classes, allow_zero=True)
+        check_choice("output_bias", self.output_bias, ("zero", "data"))
         if self.architecture == "conv":
             if len(self.input_shape) != 3:
                 raise ConfigError(

@@ -118,6 +118,16 @@ class Decoder(nn.Module):
         else:
             self.mlp = mlp(config.latent_dim + cond_dim, hidden, config.input_dim * channels_mult, config.activation)
 
+    @torch.no_grad()
+    def set_output_bias(self, raw: torch.Tensor) -> None:
+        """Set the output layer's bias so that a zero pre-activation gives ``raw`` (shape of one input)
+        in the first head (the mean); a conv decoder's bias is per channel, so it gets each channel's
+        average of ``raw``."""
+        last = (self.deconv if self.deconv is not None else self.mlp)[-1]
+        if self.deconv is not None:
+            raw = raw.reshape(self.input_shape[0], -1).mean(1)
+        last.bias[: raw.numel()].copy_(raw.reshape(-1).to(last.bias.dtype))
+
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if cond is not None:
             z = torch.cat([z, cond.to(z.dtype)], dim=1)
@@ -208,6 +218,15 @@ class OutputHead(nn.Module):
     @property
     def channels_mult(self) -> int:
         return 2 if self.learned else 1
+
+    def raw_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
+        """The raw output whose distribution has ``mean`` (data in [0, 1] for the Bernoulli family):
+        the logit for Bernoulli, the mean itself for the location families. The continuous Bernoulli's
+        mean is not sigmoid(logit), so it gets the logit too, a close start rather than an exact one."""
+        if self.likelihood in ("bernoulli", "continuous_bernoulli"):
+            m = mean.clamp(0.001, 0.999)
+            return torch.log(m) - torch.log1p(-m)
+        return mean
 
     def forward(self, raw: torch.Tensor) -> DecoderOutput:
         if self.learned:

@@ -245,6 +245,8 @@ def fit(
         if binarize:  # one seeded binarization: the validation loss is then that of binary images, as in training
             val_x = torch.bernoulli(val_x, generator=torch.Generator(device=device).manual_seed(c.seed))
     model = dist.unwrap(model).to(device)
+    if not resume and int(model.train_step) == 0:  # a model that has not trained yet: data-dependent init
+        model.init_from_data(x)
     torch.manual_seed(c.seed)
     gen = torch.Generator(device=device).manual_seed(c.seed)
     params = list(model.parameters())

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from ..errors import AekitError
-from ..nn import DecoderOutput
+from ..errors import AekitError, ConfigError
+from ..nn import Decoder, DecoderOutput, OutputHead
 
 
 @dataclass
@@ -92,6 +92,22 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
 
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         raise AekitError(f"{type(self).__name__} is not a generative model and cannot sample.")
+
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Data-dependent initialization before the first training step; the trainer calls it on a
+        model that has taken no step. With ``config.output_bias == "data"`` the decoder's output bias
+        is set so that p(x|z) starts at the training data's mean (the decoder of p(x|.), the one
+        module of this model that is a ``Decoder`` with an ``OutputHead``)."""
+        if getattr(self.config, "output_bias", "zero") != "data":
+            return
+        decoders = [m for m in self.modules() if isinstance(m, Decoder)]
+        heads = [m for m in self.modules() if isinstance(m, OutputHead)]
+        if len(decoders) != 1 or len(heads) != 1:
+            raise ConfigError(f"output_bias='data' needs a model with one likelihood decoder; "
+                              f"{type(self).__name__} has {len(decoders)}; use output_bias='zero'.")
+        mean = x.reshape(x.shape[0], *decoders[0].input_shape).float().mean(0)
+        decoders[0].set_output_bias(heads[0].raw_for_mean(mean))
 
     def on_train_step(self) -> None:
         """Called by the trainer after every optimizer step."""

@@ -46,6 +46,7 @@ class IWAEConfig(ModelConfig):
     intermediate_dim: int = 100
     intermediate_hidden_dims: tuple[int, ...] = (100, 100)
     init: str = "glorot"               # "glorot" (the paper) or "default" (PyTorch's)
+    output_bias: str = "data"          # the decoder starts at the data mean, as in the paper's code
 
     def validate(self) -> None:
         super().validate()
