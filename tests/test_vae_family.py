@@ -205,6 +205,48 @@ def test_iwae_training_raises_the_bound_and_round_trips(tmp_path):
                                model.log_importance_weights(x, 3, generator=torch.Generator().manual_seed(1)))
 
 
+# -- output bias from the data (Burda et al.'s code) -----------------------------------------------
+@pytest.mark.parametrize("likelihood,variance,arch", [("bernoulli", "fixed", "mlp"), ("gaussian", "learned", "mlp"),
+                                                        ("bernoulli", "fixed", "conv")])
+def test_data_output_bias_starts_the_decoder_at_the_data_mean(likelihood, variance, arch):
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 8, 8) * torch.linspace(0.0, 1.0, 64).reshape(1, 1, 8, 8)
+    model = VAE(VAEConfig(input_shape=(1, 8, 8), latent_dim=2, hidden_dims=(16,), likelihood=likelihood,
+                          decoder_variance=variance, architecture=arch, conv_channels=(4,), output_bias="data"))
+    dec = model.decoder
+    last = (dec.deconv if dec.deconv is not None else dec.mlp)[-1]
+    with torch.no_grad():
+        last.weight.zero_()                    # the output is then the bias alone, whatever z
+    model.init_from_data(x)
+    mean = model.decode(torch.randn(3, 2)).mean()
+    want = x.mean(0).clamp(0.001, 0.999) if likelihood == "bernoulli" else x.mean(0)
+    if arch == "conv":                        # one bias per channel: the channel's average pixel
+        want = want.mean() if likelihood == "gaussian" else torch.sigmoid(
+            (torch.log(want) - torch.log1p(-want)).mean())
+    assert torch.allclose(mean, want.expand_as(mean), atol=1e-6)
+
+
+def test_trainer_sets_the_data_bias_once_before_the_first_step(tmp_path, monkeypatch):
+    from aekit.config import TrainConfig
+    from aekit.train import fit
+
+    x = torch.rand(40, 12)
+    calls = []
+    real = IWAE.init_from_data
+    monkeypatch.setattr(IWAE, "init_from_data", lambda self, data: (calls.append(len(data)), real(self, data)))
+    model = IWAE(IWAEConfig(input_shape=(12,), latent_dim=2, hidden_dims=(8,), k=2))
+    assert model.config.output_bias == "data"  # the paper's code: IWAE's default
+    tc = TrainConfig(epochs=1, batch_size=20, progress=False)
+    fit(model, x, config=tc, run_dir=tmp_path / "r")
+    assert calls == [40]
+    fit(model, x, config=tc)                                         # trained already: left alone
+    fit(model, x, config=tc.replace(epochs=2), run_dir=tmp_path / "r", resume=True)
+    assert calls == [40]
+    with pytest.raises(ConfigError, match="one likelihood decoder"):
+        registry.build("dae", {"input_shape": (12,), "hidden_dims": (8,), "tied_weights": True,
+                               "output_bias": "data"}).init_from_data(x)
+
+
 # -- CVAE ----------------------------------------------------------------------------------------
 def test_cvae_conditions_encoder_and_decoder(tmp_path):
     torch.manual_seed(0)
