@@ -116,6 +116,9 @@ def main() -> None:
                    help="exponential: lr to --lr-final over the passes; burda: the paper's stages, 3^i passes at "
                         "lr * 10^(-i/7) for i = 0..7 (3280 passes), stretched or shrunk to --epochs")
     p.add_argument("--binarization", choices=["dynamic", "static"], default="dynamic")
+    p.add_argument("--output-bias", choices=["data", "zero"], default="data",
+                   help="the decoder's initial output bias: the logit of the training data's mean (the paper's "
+                        "code; runs before 2026-11-22 used zero) or zero; a model from --init keeps its own")
     p.add_argument("--eval-k", type=int, default=5000)
     p.add_argument("--eval-n", type=int, default=0, help="test images to evaluate (0: all)")
     p.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, help="(sample, image) pairs per evaluation pass")
@@ -141,7 +144,7 @@ def main() -> None:
     if args.eval_n:
         x_test = x_test[: args.eval_n]
     torch.manual_seed(args.seed)
-    model = IWAE(IWAEConfig(input_shape=(784,), k=args.k, objective=args.objective))
+    model = IWAE(IWAEConfig(input_shape=(784,), k=args.k, objective=args.objective, output_bias=args.output_bias))
     # Recorded so that `aekit evaluate` on the saved model flattens and binarizes the test set as here.
     model.preprocessing = Preprocessing(input_shape=(1, 28, 28), flatten=True,
                                         binarize="dynamic" if args.binarization == "dynamic" else "none")
@@ -160,7 +163,8 @@ def main() -> None:
         lr_text = f"lr {args.lr:g} decayed by {gamma:.4f} per pass to {args.lr_final:g}"
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer="adam", betas=(0.9, 0.999),
                      eps=1e-4, seed=args.seed, progress=False, **sched)
-    schedule = (f"{init_text}{args.epochs} passes, batch {args.batch_size} ({args.epochs * math.ceil(x.shape[0] / args.batch_size):,} steps), "
+    bias_text = "" if args.init else f"decoder bias {'from the data mean' if args.output_bias == 'data' else 'zero'} at the start; "
+    schedule = (f"{init_text}{bias_text}{args.epochs} passes, batch {args.batch_size} ({args.epochs * math.ceil(x.shape[0] / args.batch_size):,} steps), "
                 f"Adam eps 1e-4, {lr_text}")
     print(f"{tag}: {schedule}", flush=True)
 
