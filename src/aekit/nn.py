@@ -224,8 +224,7 @@ class OutputHead(nn.Module):
         the logit for Bernoulli, the mean itself for the location families. The continuous Bernoulli's
         mean is not sigmoid(logit), so it gets the logit too, a close start rather than an exact one."""
         if self.likelihood in ("bernoulli", "continuous_bernoulli"):
-            m = mean.clamp(0.001, 0.999)
-            return torch.log(m) - torch.log1p(-m)
+            return torch.logit(mean.clamp(0.001, 0.999))
         return mean
 
     def forward(self, raw: torch.Tensor) -> DecoderOutput:
