@@ -236,7 +236,8 @@ def main() -> None:
         print(f"{worker}: {sum(r['epoch_seconds']) / len(r['epoch_seconds']):.2f} s/epoch, test loss {r['test_loss']:.2f}, "
               f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
     a, b = results["aekit"], results["dataloader"]
-    # The first epoch includes warm-up (allocator, kernel selection); the steady state is the median.
+    # The first epoch includes warm-up (allocator, kernel selection); the steady state is the median
+    # (the upper one of an even count: a time that was measured, not the mean of two).
     med = lambda s: sorted(s)[len(s) // 2]  # noqa: E731
     ta, tb = med(a["epoch_seconds"]), med(b["epoch_seconds"])
     rows = [
@@ -252,7 +253,7 @@ def main() -> None:
         "# VAE training speed (pytorch/examples VAE, MNIST, batch 128, Adam 1e-3)", "",
         f"Command: `{command()}`  ", f"Machine: {machine()}  ",
         f"GEMM rate measured in the same run: {rate / 1e9:.1f} GFLOP/s (2048^3 float32); epoch matmul FLOPs {flops / 1e9:.1f} G.", "",
-        "| method | s/epoch (median of %d) | x floor | test loss (nats) | peak RSS (MB) |" % args.epochs,
+        "| method | s/epoch (upper median of %d) | x floor | test loss (nats) | peak RSS (MB) |" % args.epochs,
         "|---|---|---|---|---|",
     ]
     for name, t, loss, rss in rows:
