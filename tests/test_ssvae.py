@@ -195,6 +195,24 @@ def test_oversampling_reaches_the_fraction_and_copies_rows():
     assert oversample_labelled(torch.randn(10, 2), full)[0].shape[0] == 10   # all labelled: unchanged
 
 
+def test_evaluation_scores_the_density_of_x_alone(digits_batch):
+    """M2 predicts y, so ``evaluate_model`` reports log p(x) = log sum_y p(x, y), not log p(x, y) of the
+    test labels: the estimate equals the unlabelled one and exceeds the labelled one (p(x) >= p(x, y))."""
+    from aekit.evaluate import evaluate_model, log_likelihood
+
+    x, y = digits_batch
+    model = tiny_m2()
+    m = evaluate_model(model, x, y, k=200)
+    unlabelled = log_likelihood(model, x, k=200, y=None).mean()
+    labelled = log_likelihood(model, x, k=200, y=y).mean()
+    assert m["log_likelihood"] == pytest.approx(float(unlabelled), rel=1e-6)
+    assert float(unlabelled) > float(labelled)
+    with torch.no_grad():
+        elbo = model.elbo(x, None, generator=torch.Generator().manual_seed(0)).mean()
+    assert m["elbo"] == pytest.approx(float(elbo), rel=1e-6)
+    assert len(m["kl_per_dim"]) == 3 and 0 <= m["active_units"] <= 3
+
+
 def test_m2_classifier_with_50_labels_beats_chance_on_digits():
     from aekit.data import load_dataset
     from aekit.semi_sklearn import M2Classifier
@@ -227,7 +245,8 @@ def test_m1_and_m1_m2_classifiers_fit_predict_and_pickle():
     for est in (stack, m1):
         assert set(est.predict(X[:20])) <= set("abcdefghij")
         assert list(est.classes_) == list("abcdefghij")
-        assert 0.0 <= est.score(X[:50], np.array(list("abcdefghij"))[y[:50]]) <= 1.0
+        truth = np.array(list("abcdefghij"))[y[:50]]
+        assert est.score(X[:50], truth) == pytest.approx(float(np.mean(est.predict(X[:50]) == truth)))
         np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).predict(X[:20]), est.predict(X[:20]))
         assert clone(est).get_params() == est.get_params()
     assert stack.m1_dims_.ndim == 1 and stack.m1_dims_.size >= 1
@@ -238,6 +257,7 @@ def test_m1_and_m1_m2_classifiers_fit_predict_and_pickle():
     probs = both.predict_proba(torch.from_numpy(X[:20])).numpy()
     np.testing.assert_allclose(probs, stack.predict_proba(X[:20]), rtol=1e-5, atol=1e-6)
     assert m1.transform(X[:5]).shape == (5, 8)
+    assert m1.score(X, np.array(list("abcdefghij"))[y[:400]]) > 0.3      # 2 epochs of M1 and 40 labels; chance 0.1
     assert not hasattr(m1, "predict_proba")                               # SVC() has no probabilities
     # Trainer options reach M1 and M2; the estimator's own parameters cannot be set twice.
     one = M2Classifier(hidden_dims=(16,), latent_dim=4, max_epochs=1, random_state=0).fit(X, names)

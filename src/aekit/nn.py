@@ -20,8 +20,15 @@ from .errors import ConfigError
 LIKELIHOODS = ("bernoulli", "gaussian", "continuous_bernoulli", "discretized_logistic")
 # Likelihoods whose log_prob is a probability of a discrete value (binary pixels, 256 levels), not a density.
 DISCRETE_LIKELIHOODS = ("bernoulli", "discretized_logistic")
+UNIT_INTERVAL_LIKELIHOODS = ("bernoulli", "continuous_bernoulli", "discretized_logistic")   # data in [0, 1]
 # Likelihoods with a scale parameter (fixed, or learned as a second output head).
 SCALED_LIKELIHOODS = ("gaussian", "discretized_logistic")
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's parameters (CPU for a model without any): where its inputs must go."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 def activation(name: str) -> nn.Module:

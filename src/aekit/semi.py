@@ -32,6 +32,7 @@ from .errors import CheckpointError, ConfigError, DataError
 from .models.iwae import IWAE, IWAEConfig
 from .models.ssvae import M2, M2Config
 from .models.vae import VAE, VAEConfig
+from .nn import model_device
 
 M1Model = VAE | IWAE                 # the models that can be M1: Gaussian q(z1|x), no labels
 M1_CONFIGS = (VAEConfig, IWAEConfig)
@@ -265,14 +266,16 @@ class M1M2:
         aekit.evaluate.analogy.analogy_grids: (R, 1 + C, *shape) and (C, n_styles, *shape)."""
         from .evaluate.figures import styles_by_class
 
-        codes = self.codes(x)
-        labels = self.m2.predict(codes) if y is None else torch.where(y >= 0, y, self.m2.predict(codes))
+        dev = model_device(self.m2)
+        codes = self.codes(x).to(dev)
+        predicted = self.m2.predict(codes)
+        labels = predicted if y is None else torch.where(y.to(dev) >= 0, y.to(dev), predicted)
         z2 = self.m2.embed(codes, labels)                                        # (R, D2) the styles
         k = self.m2.config.num_classes
-        dec = styles_by_class(z2, k, self.decode_pixels).reshape(z2.shape[0], k, *x.shape[1:])
-        analogies = torch.cat([x.unsqueeze(1), dec], dim=1)
-        z = torch.randn(n_styles, z2.shape[1], generator=generator)
-        styles = styles_by_class(z, k, self.decode_pixels).transpose(0, 1)      # (C, n_styles, ...)
+        dec = styles_by_class(z2, k, self.decode_pixels).reshape(z2.shape[0], k, *x.shape[1:]).cpu()
+        analogies = torch.cat([x.cpu().unsqueeze(1), dec], dim=1)
+        z = torch.randn(n_styles, z2.shape[1], generator=generator).to(dev)
+        styles = styles_by_class(z, k, self.decode_pixels).transpose(0, 1).cpu()  # (C, n_styles, ...)
         return analogies, styles.reshape(k, n_styles, *x.shape[1:])
 
     def save_pretrained(self, directory: str | Path) -> Path:

@@ -18,6 +18,8 @@ def register(sub: Any) -> None:
     add_data_args(p)
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--k", type=int, default=0, help="importance samples for the log-likelihood (models with a likelihood; e.g. 5000)")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="(sample, item) pairs per pass of the log-likelihood: memory against speed (default 1024)")
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--out", help="folder for evaluation.json and figures (default: the run folder)")
     p.add_argument("--no-figures", action="store_true")
@@ -37,14 +39,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data = load_data(args)
     split = split_of(data, args.split)
     x = model_inputs(model, split.x)
-    metrics = evaluate_model(model, x, split.y, k=args.k, batch_size=args.batch_size, raw_x=split.x)
+    metrics = evaluate_model(model, x, split.y, k=args.k, batch_size=args.batch_size, raw_x=split.x,
+                             chunk_size=args.chunk_size)
     out = Path(args.out) if args.out else (model_dir.parent if model_dir.name in ("best", "last") else model_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = {"model": str(model_dir), "data": data.name, "split": args.split, "metrics": metrics}
     atomic_write_text(out / "evaluation.json", json.dumps(report, indent=2) + "\n")
     print(f"{type(model).__name__} on {data.name} ({args.split}, {int(metrics['n'])} examples):")
     for key, value in metrics.items():
-        if key != "n":
+        if key == "kl_per_dim":   # one number per latent dimension, largest first
+            print(f"  {key:24s} " + " ".join(f"{v:.3g}" for v in sorted(value, reverse=True)) + " (sorted)")
+        elif key != "n":
             print(f"  {key:24s} {value:.6g}")
     if not args.no_figures:
         history = read_metrics(out / "metrics.csv") if (out / "metrics.csv").is_file() else None

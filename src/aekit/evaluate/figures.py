@@ -20,6 +20,7 @@ import torch
 
 from .. import plots
 from ..errors import ConfigError
+from ..nn import model_device as _device
 
 
 def _raw(model: Any, t: torch.Tensor) -> torch.Tensor:
@@ -30,10 +31,6 @@ def _raw(model: Any, t: torch.Tensor) -> torch.Tensor:
 def _shape(model: Any) -> tuple[int, ...]:
     pre = getattr(model, "preprocessing", None)
     return tuple(pre.input_shape) if pre is not None else tuple(model.config.input_shape)
-
-
-def _device(model: Any) -> torch.device:
-    return next(model.parameters()).device
 
 
 def _as_images(model: Any, t: torch.Tensor):
@@ -166,7 +163,7 @@ def save_manifold(model: Any, path: str | Path, n: int = 20, y: torch.Tensor | i
 def save_interpolations(model: Any, x_a: torch.Tensor, x_b: torch.Tensor, path: str | Path, steps: int = 10,
                         y_a: torch.Tensor | None = None, y_b: torch.Tensor | None = None) -> Path:
     t = interpolation_images(model, x_a, x_b, steps, y_a, y_b)
-    return plots.show(plots.image_grid(_rows(model, t)), path, "interpolation between the codes of two inputs")
+    return plots.show(plots.image_grid(_rows(model, t)), path, "interpolation between the codes of two inputs, one pair per row")
 
 
 def save_prior_samples(model: Any, path: str | Path, n: int = 64, y: torch.Tensor | int | None = None,

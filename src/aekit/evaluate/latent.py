@@ -16,6 +16,7 @@ import torch
 
 from .. import losses
 from ..errors import ConfigError
+from ..nn import model_device
 
 
 @dataclass
@@ -35,16 +36,19 @@ def posterior_parameters(
     model: Any, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Posterior means (N, D) and log-variances (N, D) (None for a deterministic code), batched."""
+    dev = model_device(model)
     was_training = model.training
     model.eval()
     means, logvars = [], []
-    for start in range(0, x.shape[0], batch_size):
-        yb = None if y is None else y[start:start + batch_size]
-        lat = model.encode(x[start:start + batch_size], yb)
-        means.append(lat.mean.float())
-        if hasattr(lat, "logvar"):
-            logvars.append(lat.logvar.float())
-    model.train(was_training)
+    try:
+        for start in range(0, x.shape[0], batch_size):
+            yb = None if y is None else y[start:start + batch_size].to(dev)
+            lat = model.encode(x[start:start + batch_size].to(dev), yb)
+            means.append(lat.mean.float().cpu())
+            if hasattr(lat, "logvar"):
+                logvars.append(lat.logvar.float().cpu())
+    finally:
+        model.train(was_training)
     return torch.cat(means), (torch.cat(logvars) if logvars else None)
 
 
@@ -57,6 +61,18 @@ def active_units(
         raise ConfigError(f"Active units need at least 2 inputs to measure a variance; got {means.shape[0]}.")
     variances = means.var(dim=0, unbiased=True)
     return ActiveUnits(int((variances > threshold).sum()), variances, threshold)
+
+
+def latent_statistics(
+    model: Any, x: torch.Tensor, y: torch.Tensor | None = None, threshold: float = 0.01, batch_size: int = 1000
+) -> dict[str, Any]:
+    """``active_units`` (as ``active_units``) and ``kl_per_dim`` (as ``kl_per_dimension``, a list) from one
+    pass of the encoder; empty for a deterministic code or fewer than 2 inputs."""
+    means, logvars = posterior_parameters(model, x, y, batch_size)
+    if logvars is None or means.shape[0] < 2:
+        return {}
+    active = int((means.var(dim=0, unbiased=True) > threshold).sum())
+    return {"active_units": float(active), "kl_per_dim": losses.gaussian_kl_per_dim(means, logvars).mean(0).tolist()}
 
 
 def kl_per_dimension(model: Any, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000) -> torch.Tensor:
