@@ -19,7 +19,6 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from aekit import registry
 from aekit.errors import CheckpointError, ConfigError
 from aekit.sklearn import AutoencoderReducer, VAEReducer
 
@@ -192,10 +191,26 @@ def test_train_options_reach_the_trainer_and_survive_saving(digits, tmp_path):
     np.testing.assert_allclose(again.transform(X[:5]), est.transform(X[:5]), atol=1e-6)
 
 
-def test_conditional_models_are_refused_by_flag(digits, monkeypatch):
+def test_conditional_vae_encodes_and_decodes_given_the_label(digits, tmp_path):
+    """cvae in VAEReducer: labels of any type in fit, transform, inverse_transform and score; a code
+    decoded with another label draws that class; refusals for a missing or unseen label."""
     X, y = digits
-    vae_cls, vae_config = registry.get("vae")
-    conditional = type("ConditionalForTest", (vae_cls,), {"is_conditional": True})
-    monkeypatch.setitem(registry.REGISTRY, "conditional-for-test", (conditional, vae_config))
+    names = np.array(list("abcdefghij"))[y]
+    est = VAEReducer(model="cvae", n_components=2, hidden_dims=(64,), max_epochs=15, random_state=0).fit(X, names)
+    assert est.model_.config.num_classes == 10 and list(est.classes_) == list("abcdefghij")
+    Z = est.transform(X[:200], names[:200])
+    assert Z.shape == (200, 2)
+    assert not np.allclose(Z, est.transform(X[:200], np.roll(names[:200], 1)))   # the code depends on y
+    np.testing.assert_allclose(est.fit_transform(X, names)[:5], est.transform(X[:5], names[:5]), atol=1e-6)
+    # decode every test code as class "a" and as class "b": a classifier on the inputs tells them apart
+    clf = LogisticRegression(max_iter=2000).fit(X, y)
+    as_a = clf.predict(est.inverse_transform(Z, np.full(200, "a")))
+    as_b = clf.predict(est.inverse_transform(Z, np.full(200, "b")))
+    assert np.mean(as_a == 0) > 0.6 and np.mean(as_b == 1) > 0.6
+    assert np.isfinite(est.score(X[:50], names[:50]))
     with pytest.raises(ConfigError, match="conditional"):
-        VAEReducer(model="conditional-for-test").fit(X, y)
+        est.transform(X[:5])
+    with pytest.raises(ValueError, match="not seen in fit"):
+        est.transform(X[:2], np.array(["a", "z"]))
+    again = VAEReducer.from_pretrained(est.save_pretrained(tmp_path / "cvae"))
+    np.testing.assert_allclose(again.transform(X[:5], names[:5]), est.transform(X[:5], names[:5]), atol=1e-6)

@@ -4,7 +4,10 @@ Dimensionality reduction with a trained encoder, as in Hinton & Salakhutdinov 20
 dimensionality of data with neural networks") for the deterministic autoencoders and Kingma &
 Welling 2013 ("Auto-Encoding Variational Bayes") for the variational ones, where ``transform``
 returns the posterior mean. Any registry model can be used by name (``model=``); what the
-estimator does with it is decided by the model's capability flags, never by its name.
+estimator does with it is decided by the model's capability flags, never by its name. A conditional
+model (``cvae``) encodes and decodes given a label: ``fit(X, y)``, ``transform(X, y)``,
+``inverse_transform(Z, y)``, with y class labels of any type (``classes_``) or condition vectors
+(n_samples, width).
 
 The scikit-learn contract: ``__init__`` only stores parameters, ``fit`` returns self, fitted
 attributes end in ``_``, float32 input gives float32 output, pickling and ``clone`` work (the torch
@@ -58,17 +61,39 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _model_class(self) -> tuple[type, type]:
         model_cls, config_cls = registry.get(self.model)
-        if model_cls.is_conditional:
-            raise ConfigError(
-                f"model={self.model!r} is conditional (it needs a label to encode), which transform(X) cannot give; "
-                "use an unconditional model."
-            )
         if self._needs_likelihood and not model_cls.has_likelihood:
             raise ConfigError(
                 f"model={self.model!r} has no likelihood (no ELBO), so {type(self).__name__} cannot use it; "
                 "use AutoencoderReducer for deterministic models."
             )
         return model_cls, config_cls
+
+    def _conditions(self, conditional: bool, y: Any, n_rows: int, fitting: bool = False) -> torch.Tensor | None:
+        """What a conditional model encodes and decodes with: class indices into ``classes_`` (labels of
+        any type, y of shape (n,)) or float condition vectors (n, width); None for other models."""
+        if not conditional:
+            return None
+        if y is None:
+            raise ConfigError(f"model={self.model!r} is conditional: give the labels or condition vectors y with X "
+                              "(fit(X, y), transform(X, y), inverse_transform(Z, y)).")
+        arr = np.asarray(y)
+        if arr.ndim not in (1, 2) or arr.shape[0] != n_rows:
+            raise ValueError(f"y has shape {arr.shape}; expected {n_rows} labels or {n_rows} condition vectors.")
+        if fitting:
+            self.classes_ = np.unique(arr) if arr.ndim == 1 else None
+            self.condition_width_ = len(self.classes_) if arr.ndim == 1 else int(arr.shape[1])
+        if arr.ndim == 2:
+            if self.classes_ is not None or arr.shape[1] != self.condition_width_:
+                raise ValueError(f"y has condition vectors of width {arr.shape[1]}; the model was fitted on "
+                                 + ("labels." if self.classes_ is not None else f"width {self.condition_width_}."))
+            return torch.as_tensor(arr, dtype=torch.float32)
+        if self.classes_ is None:
+            raise ValueError("y holds labels; the model was fitted on condition vectors.")
+        idx = np.clip(np.searchsorted(self.classes_, arr), 0, len(self.classes_) - 1)
+        unseen = self.classes_[idx] != arr
+        if unseen.any():
+            raise ValueError(f"y holds labels not seen in fit, e.g. {arr[unseen][0]!r}; known: {list(self.classes_)}.")
+        return torch.as_tensor(idx, dtype=torch.long)
 
     def _build_config(self, config_cls: type, X: np.ndarray) -> Any:
         """The model config: input_shape=(n_features,), latent_dim=n_components, hidden_dims, plus model_options."""
@@ -81,6 +106,8 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if int(np.prod(shape)) != n_features:
             raise ConfigError(f"model_options['input_shape']={list(shape)} has {int(np.prod(shape))} values; X has {n_features} features.")
         options.update(input_shape=shape, latent_dim=int(self.n_components), hidden_dims=tuple(self.hidden_dims))
+        if getattr(self, "condition_width_", None) is not None:
+            options.setdefault("num_classes", self.condition_width_)
         names = {f.name for f in dataclasses.fields(config_cls)}
         if "likelihood" in names and "likelihood" not in options:
             # Bernoulli (sigmoid outputs, cross-entropy) suits data in [0, 1] such as pixel
@@ -101,11 +128,13 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self._check_params()
         X = validate_data(self, X, dtype=_FLOATS)
         model_cls, config_cls = self._model_class()
+        self.classes_, self.condition_width_ = None, None
+        conditions = self._conditions(model_cls.is_conditional, y, X.shape[0], fitting=True)
         config = self._build_config(config_cls, X)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         train_config = estimator_train_config(self, self.max_epochs, seed)
-        labels = None
-        if y is not None and model_cls.uses_labels:
+        labels = conditions
+        if y is not None and model_cls.uses_labels and labels is None:
             labels = torch.as_tensor(np.asarray(y), dtype=torch.long)
         printer = None
         if self.verbose:
@@ -132,34 +161,48 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return next(self.model_.parameters()).device
 
     @torch.no_grad()
-    def _map(self, fn: Any, x: torch.Tensor) -> np.ndarray:
-        """fn applied to batches of x, concatenated as float32 numpy (N, ...)."""
+    def _map(self, fn: Any, x: torch.Tensor, c: torch.Tensor | None = None) -> np.ndarray:
+        """fn(x_batch, c_batch) over batches of x (and conditions c), concatenated as float32 numpy (N, ...)."""
         self.model_.eval()
         dev = self._device()
-        out = [fn(x[i : i + _BATCH].to(dev)).float().cpu() for i in range(0, x.shape[0], _BATCH)]
+        out = [fn(x[i : i + _BATCH].to(dev), None if c is None else c[i : i + _BATCH].to(dev)).float().cpu()
+               for i in range(0, x.shape[0], _BATCH)]
         return torch.cat(out).numpy() if out else np.zeros((0,), np.float32)
 
-    def transform(self, X: Any) -> np.ndarray:
-        """The deterministic code (the posterior mean for variational models), (n_samples, n_components)."""
+    def _fitted_conditions(self, y: Any, n_rows: int) -> torch.Tensor | None:
+        return self._conditions(self.model_.is_conditional, y, n_rows)
+
+    def transform(self, X: Any, y: Any = None) -> np.ndarray:
+        """The deterministic code (the posterior mean for variational models), (n_samples, n_components);
+        y: the labels or condition vectors of a conditional model."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_FLOATS, reset=False)
-        Z = self._map(self.model_.embed, _as_tensor(X, self.model_.config.input_shape))
+        c = self._fitted_conditions(y, X.shape[0])
+        Z = self._map(self.model_.embed, _as_tensor(X, self.model_.config.input_shape), c)
         return Z.reshape(X.shape[0], self.n_components).astype(X.dtype, copy=False)
 
-    def inverse_transform(self, X: Any) -> np.ndarray:
-        """Decoder means at the codes X (n_samples, n_components), back in input space (n_samples, n_features)."""
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """fit(X, y), then transform(X) (with y for a conditional model)."""
+        self.fit(X, y, **fit_params)
+        return self.transform(X, y) if self.model_.is_conditional else self.transform(X)
+
+    def inverse_transform(self, X: Any, y: Any = None) -> np.ndarray:
+        """Decoder means at the codes X (n_samples, n_components), back in input space (n_samples, n_features);
+        y as in transform."""
         check_is_fitted(self)
         Z = check_array(X, dtype=_FLOATS)
         if Z.shape[1] != self.n_components:
             raise ValueError(f"inverse_transform got codes with {Z.shape[1]} columns; expected n_components={self.n_components}.")
-        out = self._map(lambda z: self.model_.decode(z).mean(), _as_tensor(Z, (Z.shape[1],)))
+        c = self._fitted_conditions(y, Z.shape[0])
+        out = self._map(lambda z, cb: self.model_.decode(z, cb).mean(), _as_tensor(Z, (Z.shape[1],)), c)
         return out.reshape(Z.shape[0], self.n_features_in_).astype(Z.dtype, copy=False)
 
-    def reconstruction_error(self, X: Any) -> float:
-        """Mean squared error of decode(encode(X)) over all entries."""
+    def reconstruction_error(self, X: Any, y: Any = None) -> float:
+        """Mean squared error of decode(encode(X)) over all entries; y as in transform."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_FLOATS, reset=False)
-        rec = self._map(self.model_.reconstruct, _as_tensor(X, self.model_.config.input_shape))
+        c = self._fitted_conditions(y, X.shape[0])
+        rec = self._map(self.model_.reconstruct, _as_tensor(X, self.model_.config.input_shape), c)
         return float(np.mean((rec.reshape(X.shape).astype(np.float64) - X) ** 2))
 
     def __sklearn_tags__(self) -> Any:
@@ -199,6 +242,8 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             "fit_seconds_": self.fit_seconds_,
             "history_": _jsonable(self.history_),
             "seed": self._seed,
+            "classes_": _jsonable(list(self.classes_)) if getattr(self, "classes_", None) is not None else None,
+            "condition_width_": getattr(self, "condition_width_", None),
         }
         atomic_write_text(Path(directory) / ESTIMATOR_NAME, json.dumps(meta, indent=2) + "\n")
         return Path(directory)
@@ -233,6 +278,8 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         est.history_ = list(meta.get("history_", []))
         est.fit_seconds_ = float(meta.get("fit_seconds_", 0.0))
         est._seed = int(meta.get("seed", 0))
+        est.classes_ = np.asarray(meta["classes_"]) if meta.get("classes_") is not None else None
+        est.condition_width_ = meta.get("condition_width_")
         est._n_features_out = int(est.n_components)
         return est
 
@@ -267,7 +314,7 @@ class AutoencoderReducer(_BaseReducer):
 
     def score(self, X: Any, y: Any = None) -> float:
         """Negative mean squared reconstruction error (higher is better, as scikit-learn expects)."""
-        return -self.reconstruction_error(X)
+        return -self.reconstruction_error(X, y if self.model_.is_conditional else None)
 
 
 class VAEReducer(_BaseReducer):
@@ -302,7 +349,9 @@ class VAEReducer(_BaseReducer):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_FLOATS, reset=False)
         x = _as_tensor(X, self.model_.config.input_shape).to(self._device())
-        labels = torch.as_tensor(np.asarray(y), dtype=torch.long) if (y is not None and self.model_.uses_labels) else None
+        labels = self._fitted_conditions(y, X.shape[0])
+        if labels is None and y is not None and self.model_.uses_labels:
+            labels = torch.as_tensor(np.asarray(y), dtype=torch.long)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self._seed)  # the reparameterization noise, so score(X) is repeatable
             terms = evaluate_loss(self.model_, x, labels, batch_size=_BATCH)
