@@ -35,7 +35,8 @@ def fails(args, capsys, match):
 
 def test_train_writes_a_run_folder(run):
     for name in ("run.json", "metrics.csv", "best/model.safetensors", "best/config.json", "last/trainer_state.pt",
-                 "figures/reconstructions.png", "figures/samples.png", "figures/latent.png", "figures/curves.png"):
+                 "figures/reconstructions.png", "figures/samples.png", "figures/latent.png", "figures/curves.png",
+                 "figures/manifold.png", "figures/interpolations.png"):
         assert (run / name).is_file(), name
     info = json.loads((run / "run.json").read_text())
     assert info["model"] == "vae" and info["model_config"]["input_shape"] == [1, 8, 8]
@@ -47,6 +48,47 @@ def test_evaluate(run, capsys, tmp_path):
     for key in ("loss", "reconstruction", "kl", "elbo", "mse", "log_likelihood", "nll_bits_per_dim"):
         assert key in metrics, key
     assert metrics["log_likelihood"] >= metrics["elbo"] - 0.5
+    # the ELBO is its two terms from the same draws; a 2-D latent has a KL and an activity per dimension
+    assert metrics["elbo"] == pytest.approx(metrics["log_px_given_z"] - metrics["kl"], abs=1e-4)
+    assert len(metrics["kl_per_dim"]) == 2 and sum(metrics["kl_per_dim"]) == pytest.approx(metrics["kl"], rel=1e-4)
+    assert 0 <= metrics["active_units"] <= 2
+    assert "kl_per_dim" in capsys.readouterr().out
+    fails(["evaluate", str(run), "--k", "-5", "--out", str(tmp_path / "neg"), "--no-figures"], capsys, "k=-5")
+
+
+def test_evaluate_density_decoder_gives_8bit_bits_per_dim(capsys, tmp_path):
+    """A continuous Bernoulli is a density on [0, 1]: its bits/dim for 8-bit data add log2(256) = 8 per value."""
+    out = tmp_path / "cb"
+    assert main(["train", "--model", "vae", "--data", "digits", "--epochs", "1", "--latent-dim", "2", "--hidden-dims",
+                 "16", "--likelihood", "continuous_bernoulli", "--out", str(out), "--no-progress"]) == 0
+    assert main(["evaluate", str(out), "--k", "5", "--no-figures"]) == 0
+    m = json.loads((out / "evaluation.json").read_text())["metrics"]
+    assert m["log_likelihood_bits_per_dim_8bit"] == pytest.approx(m["nll_bits_per_dim"] + 8.0, abs=1e-6)
+    assert m["elbo_bits_per_dim_8bit"] == pytest.approx(m["elbo_bits_per_dim"] + 8.0, abs=1e-6)
+
+
+def test_unit_interval_decoders_refuse_other_data(capsys, tmp_path):
+    np.save(tmp_path / "wide.npy", np.random.default_rng(0).normal(size=(40, 6)).astype(np.float32))
+    for lik in ("continuous_bernoulli", "discretized_logistic"):
+        fails(["train", "--data", str(tmp_path / "wide.npy"), "--likelihood", lik, "--out", str(tmp_path / lik)],
+              capsys, f"likelihood={lik!r} needs data in [0, 1]")
+        assert not (tmp_path / lik).exists()
+
+
+def test_conditional_model_needs_labels_before_writing_anything(capsys, tmp_path):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((40, 6)).astype(np.float32))
+    fails(["train", "--model", "cvae", "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "c")], capsys,
+          "is conditioned on labels")
+    assert not (tmp_path / "c").exists()
+
+
+def test_resume_with_a_damaged_run_record(capsys, tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "run.json").write_text("{not json")
+    fails(["train", "--resume", "--out", str(out)], capsys, "not a readable run record")
+    (out / "run.json").write_text('{"model": "vae"}')
+    fails(["train", "--resume", "--out", str(out)], capsys, "lacks data, model_config, train_config")
 
 
 def test_sample_reconstruct_encode(run, tmp_path, capsys):

@@ -139,6 +139,9 @@ def test_beta_warmup_capacity_and_free_bits_objectives():
     torch.testing.assert_close(fb.loss(x, out).total, rec + per_dim.clamp(min=0.5).sum())
     with pytest.raises(ConfigError, match="capacity_max"):
         VAEConfig(capacity_max=5.0, free_bits=0.5)
+    for ignored in ({"beta": 4.0}, {"kl_warmup_steps": 100}):   # the capacity loss has no KL weight to set
+        with pytest.raises(ConfigError, match="no effect"):
+            VAEConfig(capacity_max=5.0, **ignored)
 
 
 # -- IWAE ----------------------------------------------------------------------------------------
@@ -159,7 +162,6 @@ def test_iwae_objective_is_the_log_mean_of_the_weights(layers):
     expected = -(torch.logsumexp(lw, 0) - math.log(7)).mean()
     torch.testing.assert_close(iw.loss(x, out).total, expected)
     torch.testing.assert_close(vae.loss(x, vae(x, generator=torch.Generator().manual_seed(0))).total, -lw.mean())
-    assert float(-iw.loss(x, out).total.detach()) >= float(lw.mean().detach())            # L_k >= L_1 (Jensen)
     one = _iwae(k=1, n_stochastic_layers=layers)                         # with k = 1 both objectives agree
     o = one(x, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(one.loss(x, o).total, -o.log_w.mean())

@@ -68,8 +68,8 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def _check(args: argparse.Namespace) -> None:
-    if args.eval_n < 0:
-        raise ConfigError(f"--eval-n {args.eval_n} must be 0 (all) or a positive count.")
+    if args.eval_n < 0 or args.eval_n == 1:   # active units and the latent statistics need a variance
+        raise ConfigError(f"--eval-n {args.eval_n} must be 0 (all) or a count of at least 2.")
     if (Path(args.out) / "results.json").exists():
         raise ConfigError(f"{args.out!r} already holds a study (results.json); choose another --out.")
 

@@ -14,8 +14,9 @@ import torch
 from .. import distributed as dist
 from .. import registry
 from ..config import TrainConfig
-from ..errors import ConfigError, DataError
+from ..errors import CheckpointError, ConfigError, DataError
 from ..io import atomic_write_text
+from ..nn import UNIT_INTERVAL_LIKELIHOODS
 from .common import add_data_args, load_data, parse_assignments
 
 
@@ -116,7 +117,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.resume:
         if not info_path.is_file():
             raise ConfigError(f"Cannot resume: {str(out)!r} holds no run (no run.json).")
-        saved = json.loads(info_path.read_text())
+        saved = _read_run_info(info_path)
         args.model, args.data = saved["model"], args.data or saved["data"]
         args.data_dir = args.data_dir or saved.get("data_dir")  # the folder the first sitting read its data from
     elif out.exists() and any(out.iterdir()):
@@ -142,8 +143,9 @@ def run_train(args: argparse.Namespace) -> int:
     val_x = pre.apply(data.val.x) if data.val is not None else None
     _check_likelihood(config, x, pre)
     y, val_y = data.train.y, (data.val.y if data.val is not None else None)
-    if model.uses_labels and y is None:
-        raise DataError(f"Model {args.model!r} learns from labels, but the data set {data.name!r} has none.")
+    if (model.uses_labels or model.is_conditional) and y is None:
+        what = "learns from labels" if model.uses_labels else "is conditioned on labels"
+        raise DataError(f"Model {args.model!r} {what}, but the data set {data.name!r} has none.")
     n_labels = args.labels if args.labels is not None else (saved.get("labels") if args.resume else None)
     fraction = args.labelled_fraction if args.labelled_fraction is not None else (
         saved.get("labelled_fraction") if args.resume else None)
@@ -215,10 +217,24 @@ def _record_resume(info_path: Path, saved: dict[str, Any], train_config: dict[st
     atomic_write_text(info_path, json.dumps(saved, indent=2) + "\n")
 
 
+def _read_run_info(path: Path) -> dict[str, Any]:
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"Cannot resume: {str(path)!r} is not a readable run record ({e}).") from None
+    missing = [key for key in ("model", "data", "model_config", "train_config") if key not in saved] \
+        if isinstance(saved, dict) else ["all of its fields"]
+    if missing:
+        raise CheckpointError(f"Cannot resume: {str(path)!r} lacks {', '.join(missing)}.")
+    return saved
+
+
 def _check_likelihood(config: Any, x: torch.Tensor, pre: Any) -> None:
-    """A Bernoulli decoder needs targets in [0, 1]; say so before training rather than train on nonsense."""
-    if getattr(config, "likelihood", None) == "bernoulli" and (x.min() < 0 or x.max() > 1):
+    """A decoder for [0, 1] (Bernoulli, continuous Bernoulli, discretized logistic) needs targets in
+    [0, 1]; say so before training rather than train on nonsense."""
+    lik = getattr(config, "likelihood", None)
+    if lik in UNIT_INTERVAL_LIKELIHOODS and (x.min() < 0 or x.max() > 1):
         raise DataError(
-            f"likelihood='bernoulli' needs data in [0, 1], but this data spans [{float(x.min()):.3g}, {float(x.max()):.3g}]; "
+            f"likelihood={lik!r} needs data in [0, 1], but this data spans [{float(x.min()):.3g}, {float(x.max()):.3g}]; "
             "use --scale minmax or --likelihood gaussian."
         )

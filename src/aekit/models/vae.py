@@ -61,6 +61,12 @@ class VAEConfig(ModelConfig):
                 f"capacity_max={self.capacity_max} and free_bits={self.free_bits} are two different KL "
                 "objectives; set one of them to 0."
             )
+        if self.capacity_max > 0 and (self.beta != 1.0 or self.kl_warmup_steps > 0):
+            raise ConfigError(
+                f"capacity_max={self.capacity_max} replaces the KL weight by capacity_gamma |KL - C| (Burgess et "
+                f"al. 2018), so beta={self.beta} and kl_warmup_steps={self.kl_warmup_steps} would have no effect; "
+                "leave them at 1 and 0, or set capacity_max=0."
+            )
 
 
 @dataclass
