@@ -66,8 +66,9 @@ def active_units(
 def latent_statistics(
     model: Any, x: torch.Tensor, y: torch.Tensor | None = None, threshold: float = 0.01, batch_size: int = 1000
 ) -> dict[str, Any]:
-    """``active_units`` (as ``active_units``) and ``kl_per_dim`` (as ``kl_per_dimension``, a list) from one
-    pass of the encoder; empty for a deterministic code or fewer than 2 inputs."""
+    """The number of active units (``active_units``, as the function of that name counts them) and the
+    KL per dimension (``kl_per_dim``, a list, as ``kl_per_dimension``) from one pass of the encoder;
+    empty for a deterministic code or fewer than 2 inputs."""
     means, logvars = posterior_parameters(model, x, y, batch_size)
     if logvars is None or means.shape[0] < 2:
         return {}
