@@ -172,7 +172,7 @@ def posterior_codes(m1: M1Model, x: torch.Tensor, dims: torch.Tensor | None = No
     """M1's posterior q(z1|x) as (N, 2, d): mean and log-variance of the kept ``dims`` (all by default)."""
     was = m1.training
     m1.eval()
-    dev = next(m1.parameters()).device
+    dev = model_device(m1)
     parts = []
     for i in range(0, x.shape[0], batch_size):
         lat = m1.encode(x[i: i + batch_size].to(dev))
@@ -241,7 +241,7 @@ class M1M2:
     def predict_proba(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
         """q(y | E[z1|x]) of M2, (N, C)."""
         self.m2.eval()
-        dev = next(self.m2.parameters()).device
+        dev = model_device(self.m2)
         c = self.codes(x, batch_size)
         return torch.cat([self.m2.predict_proba(c[i: i + batch_size].to(dev)).cpu() for i in range(0, c.shape[0], batch_size)])
 

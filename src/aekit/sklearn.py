@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import registry
 from .errors import CheckpointError, ConfigError
+from .nn import model_device
 from .semi_sklearn import M1Classifier, M2Classifier  # noqa: F401  semi-supervised classifiers (Kingma et al. 2014)
 
 ESTIMATOR_NAME = "estimator.json"
@@ -158,7 +159,7 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     # -- using ----------------------------------------------------------------------------------
     def _device(self) -> torch.device:
-        return next(self.model_.parameters()).device
+        return model_device(self.model_)
 
     @torch.no_grad()
     def _map(self, fn: Any, x: torch.Tensor, c: torch.Tensor | None = None) -> np.ndarray:

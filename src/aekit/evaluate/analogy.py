@@ -21,13 +21,14 @@ import torch  # noqa: E402
 
 from .. import plots  # noqa: E402
 from ..errors import ConfigError, DataError  # noqa: E402
+from ..nn import model_device  # noqa: E402
 from ..io import atomic_write  # noqa: E402
 from .figures import analogy_images, class_rows_images  # noqa: E402
 
 
 def _labels(model: Any, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
     """The labels to infer each style with: y, and argmax q(y|x) where y is None or -1."""
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     missing = y is None or bool((y < 0).any())
     if not missing:
         return y.to(dev)

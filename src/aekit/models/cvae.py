@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError, DataError
+from ..nn import model_device
 from .vae import VAE, VAEConfig
 
 
@@ -40,7 +41,7 @@ class CVAE(VAE):
         if y is None:
             raise DataError(f"{type(self).__name__} samples a given class: pass y (an int, or {n} labels).")
         if isinstance(y, int) or (isinstance(y, torch.Tensor) and y.dim() == 0):
-            y = torch.full((n,), int(y), dtype=torch.long, device=next(self.parameters()).device)
+            y = torch.full((n,), int(y), dtype=torch.long, device=model_device(self))
         if y.shape[0] != n:
             raise DataError(f"sample({n}) got {y.shape[0]} labels; expected one per sample.")
         return super().sample(n, y, generator)

@@ -29,7 +29,7 @@ from torch import nn
 from ..config import ModelConfig, TrainConfig, check_choice, check_positive
 from ..corruption import check_corruption
 from ..errors import ConfigError, DataError
-from ..nn import LIKELIHOODS, DecoderOutput, activation
+from ..nn import LIKELIHOODS, DecoderOutput, activation, model_device
 from .base import Autoencoder, LossOutput, PointLatent
 from .regularized import SPARSITY, CAEConfig, DAEConfig, RegularizedAE, SparseAEConfig
 
@@ -217,7 +217,7 @@ class StackedAE(Autoencoder):
         from ..train import fit
 
         config = config or TrainConfig(epochs=max(1, self.config.pretrain_epochs))
-        device = next(self.parameters()).device
+        device = model_device(self)
         results = []
         for k in range(len(self.layers) if layers is None else layers):
             codes = self._codes(x.to(device), k)
