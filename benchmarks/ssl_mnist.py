@@ -25,6 +25,8 @@ otherwise costs many times the work itself.
     python benchmarks/ssl_mnist.py ... --draws 1 --first-draw 3 --name ssl_mnist_draw3
     python benchmarks/ssl_mnist.py --combine benchmarks/results/ssl_mnist.json \
         benchmarks/results/ssl_mnist_draw3.json --name ssl_mnist_all
+    # runs longer than a sitting: a checkpoint per epoch; the same command again continues them
+    python benchmarks/ssl_mnist.py --m1-from runs/m1 ... --run-dir runs/ssl_m2
 """
 
 from __future__ import annotations
@@ -48,10 +50,11 @@ from common import RESULTS, command, data_dir, gemm_rate, linear_train_flops, ma
 from aekit.config import TrainConfig  # noqa: E402
 from aekit.data import load_dataset  # noqa: E402
 from aekit.evaluate.analogy import analogy_grids, save_analogy_panels  # noqa: E402
-from aekit.io import from_pretrained, read_config  # noqa: E402
+from aekit.io import STATE_NAME, from_pretrained, load_state, read_config  # noqa: E402
 from aekit.models.ssvae import M2, M2Config  # noqa: E402
 from aekit.semi import (M1M2, active_dims, default_m1_config, default_m2_codes_config, fit_m1, fit_m2,  # noqa: E402
                         labelled_subset, oversample_labelled, posterior_codes)
+from aekit.train import LAST  # noqa: E402
 
 # Kingma et al. 2014, Table 1 (test error %, as listed in REFERENCES.md); None where not listed there.
 PUBLISHED = {
@@ -98,6 +101,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--report-every", type=int, default=10, help="print a run's errors every this many epochs (0: only at the end)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--run-dir", metavar="DIR",
+                   help="keep a checkpoint of every M2 / M1+M2 run here after each epoch, and continue from them when "
+                        "the same command is run again (the runs' times then add the sittings' times)")
     p.add_argument("--name", default="ssl_mnist")
     p.add_argument("--no-write", action="store_true", help="print the results only (trial runs)")
     p.add_argument("--render", metavar="JSON", help="only rewrite the Markdown from a results JSON of this script (beside that JSON)")
@@ -232,7 +238,14 @@ def run_job(job: tuple[str, int, int]) -> dict:
             epochs, lr = a.m2_epochs, a.m2_lr
         torch.manual_seed(1000 + draw)
         model = M2(config)
-        curve: list[dict] = []
+        settings = {"m1": G["m1_source"], "config": config.to_dict(), "epochs": epochs, "lr": lr, "batch": a.m2_batch,
+                    "schedule": a.m2_schedule, "labelled_fraction": a.labelled_fraction}
+        settings = json.loads(json.dumps(settings))   # as it reads back from settings.json
+        folder, curve, resume = resumable_run(a.run_dir, method, n, draw, settings)
+        new_sitting = [True] if resume else []
+        if curve:   # the time of the earlier sittings counts
+            t0 -= curve[-1]["seconds"]
+            result["earlier_sittings_seconds"] = curve[-1]["seconds"]
 
         def on_epoch(row: dict) -> None:
             curve.append({"epoch": int(row["epoch"]), "seconds": round(time.perf_counter() - t0, 1),
@@ -240,6 +253,10 @@ def run_job(job: tuple[str, int, int]) -> dict:
                           "val_error": round(_error(model, xs["val"], G["val_y"]), 2),
                           "test_error": round(_error(model, xs["test"], G["test_y"]), 2)})
             e = curve[-1]
+            if new_sitting:   # the first epoch of a later sitting
+                e["resumed"], new_sitting[:] = True, []
+            if folder is not None:
+                (folder / CURVE).write_text(json.dumps(curve))
             if a.report_every and (e["epoch"] % a.report_every == 0 or e["epoch"] == epochs):
                 print(f"    {method} N={n} draw {draw} epoch {e['epoch']}: val error {e['val_error']:.2f}%, "
                       f"test error {e['test_error']:.2f}%, train ELBO {e['train_elbo']:.3f} ({e['seconds']:.0f} s)",
@@ -247,14 +264,42 @@ def run_job(job: tuple[str, int, int]) -> dict:
 
         fit_m2(xs["train"], y, model=model, labelled_fraction=a.labelled_fraction, on_epoch_end=on_epoch,
                train_config=TrainConfig(epochs=epochs, batch_size=a.m2_batch, lr=lr, seed=draw, progress=False,
-                                        schedule=a.m2_schedule))
+                                        schedule=a.m2_schedule),
+               run_dir=folder, resume=resume)
         result.update(test_error=curve[-1]["test_error"], val_error=curve[-1]["val_error"], epochs=epochs,
-                      hidden=list(hidden), curve=curve)
+                      hidden=list(hidden), curve=curve, sittings=1 + sum(1 for e in curve if e.get("resumed")))
         if draw == a.first_draw and n == max(a.labels):   # kept for the analogy figure
             model.save_pretrained(Path(G["tmp"]) / f"{method}-{n}")
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(f"  {method} N={n} draw {draw}: test error {result['test_error']:.2f}% in {result['seconds']:.0f} s", flush=True)
     return result
+
+
+CURVE, SETTINGS = "curve.json", "settings.json"
+
+
+def resumable_run(run_dir: str | None, method: str, n: int, draw: int, settings: dict) -> tuple[Path | None, list[dict], bool]:
+    """The checkpoint folder of one run under ``--run-dir`` (None without it), the per-epoch errors of its
+    earlier sittings (up to its last checkpoint) and whether to resume it; a folder whose run had other
+    ``settings`` (M1, M2's options) is refused."""
+    if run_dir is None:
+        return None, [], False
+    folder = Path(run_dir) / f"{method}-N{n}-draw{draw}"
+    state = folder / LAST / STATE_NAME
+    if not state.exists():
+        if (folder / "metrics.csv").exists():   # started, but no checkpoint yet: begin again
+            (folder / "metrics.csv").unlink()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / SETTINGS).write_text(json.dumps(settings, indent=1))
+        return folder, [], False
+    earlier = json.loads((folder / SETTINGS).read_text())
+    if earlier != settings:
+        changed = ", ".join(f"{k} {earlier.get(k)!r} -> {v!r}" for k, v in settings.items() if earlier.get(k) != v)
+        raise ValueError(f"{folder} holds a run with other settings ({changed}); use another --run-dir.")
+    done = int(load_state(state)["epoch"])
+    curve = [e for e in json.loads((folder / CURVE).read_text()) if e["epoch"] <= done]
+    print(f"  {method} N={n} draw {draw}: resuming after epoch {done} from {folder}", flush=True)
+    return folder, curve, True
 
 
 # -- FLOP floors --------------------------------------------------------------------------------
@@ -289,6 +334,9 @@ def main() -> int:
             md, js = write_results(args.name, markdown(data), data)
             print(f"wrote {md} and {js}")
         return 0
+    if args.run_dir and not (args.m1_from or args.m1_dir):
+        print("ssl_mnist.py: --run-dir continues M2 runs on the same M1; give it --m1-from or --m1-dir.", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     started = time.strftime("%Y-%m-%d %H:%M")
     load0 = os.getloadavg()
@@ -305,7 +353,7 @@ def main() -> int:
     print(f"M1: {m1_seconds:.0f} s; {dims.numel()} of {m1.config.latent_dim} latent dimensions active", flush=True)
     ceiling = all_labels_svm(means, d.train.y, d.test.y)
     print(f"M1 features: SVC with all 50,000 labels, test error {ceiling['test_error']:.2f}% ({ceiling['seconds']:.0f} s)", flush=True)
-    G.update(args=args, x=x, codes=codes, means=means, d=int(dims.numel()), tmp=tempfile.mkdtemp(prefix="ssl_mnist-"),
+    G.update(args=args, x=x, m1_source=str(Path(args.m1_from or args.m1_dir or "").resolve()) if args.run_dir else None, codes=codes, means=means, d=int(dims.numel()), tmp=tempfile.mkdtemp(prefix="ssl_mnist-"),
              train_y=d.train.y, val_y=d.val.y, test_y=d.test.y)
 
     jobs = [("M2", n, s) for n in args.labels for s in range(args.m2_pixel_draws)] if args.m2_pixel_epochs else []
@@ -314,7 +362,11 @@ def main() -> int:
     jobs += [("M1+SVM", n, s) for n in args.labels for s in seeds]
     t0 = time.perf_counter()
     with mp.get_context("fork").Pool(args.workers, initializer=_init_worker, initargs=(args.threads,)) as pool:
-        runs = pool.map(run_job, jobs, chunksize=1)
+        try:
+            runs = pool.map(run_job, jobs, chunksize=1)
+        except ValueError as e:   # a --run-dir folder of other settings
+            print(f"ssl_mnist.py: {e}", file=sys.stderr)
+            return 2
     runs_wall = time.perf_counter() - t0
 
     # FLOP floors of one epoch at the measured GEMM rate (one thread per process).
@@ -475,7 +527,7 @@ def markdown(data: dict) -> str:
            if s["m2_pixel_epochs"] else "; M2 on pixels not run."), "",
         f"Whole benchmark: {(data['m1']['seconds'] + data['runs_wall_seconds']) / 60:.1f} min of wall-clock time "
         f"(M1 {data['m1']['seconds']:.0f} s, then all runs {data['runs_wall_seconds']:.0f} s"
-        + (", the invocations' run times added" if data.get("sources") else "") + ").", "",
+        + (", the invocations' run times added" if data.get("sources") else "") + ")" + earlier_text(data["runs"]) + ".", "",
         f"Test error (%) after the last epoch, mean ± std over label draws (seeds {seeds_text(s)}); time per run is the "
         "wall-clock time of that run in its process (for M1+M2 add M1's time, paid once).", "",
         "| N | method | test error % | per draw | time per run (s) | + M1 (s, once) | published |",
@@ -493,6 +545,15 @@ def markdown(data: dict) -> str:
                   + ", ".join(f"`{f}`" for f in data["figures"]) + "."]
     lines += ["", f"Epoch floors (matmul FLOPs / measured GEMM rate): {floors}.", ""]
     return "\n".join(lines + shortfall(data))
+
+
+def earlier_text(runs: list[dict]) -> str:
+    """The runs continued from checkpoints of earlier sittings (``--run-dir``), whose time the total above lacks."""
+    resumed = [r for r in runs if r.get("earlier_sittings_seconds")]
+    if not resumed:
+        return ""
+    return (f", plus {sum(r['earlier_sittings_seconds'] for r in resumed):.0f} s of run time in earlier sittings of "
+            f"{len(resumed)} run(s) continued from their checkpoints (counted in their time per run)")
 
 
 def seeds_text(s: dict) -> str:

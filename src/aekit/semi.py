@@ -195,13 +195,15 @@ def active_dims(m1: M1Model, x: torch.Tensor, threshold: float = 0.1, max_rows: 
 def fit_m2(x: torch.Tensor, y: torch.Tensor, *, config: M2Config | None = None, train_config: TrainConfig | None = None,
            labelled_fraction: float | None = 0.1, val_x: torch.Tensor | None = None,
            val_y: torch.Tensor | None = None, on_epoch_end: Callable[[dict[str, float]], None] | None = None,
-           binarize: bool = False, model: M2 | None = None) -> M2:
+           binarize: bool = False, model: M2 | None = None, run_dir: str | Path | None = None,
+           resume: bool = False) -> M2:
     """Train M2 on ``x`` with labels ``y`` (-1 for unlabelled); returns it in eval mode.
 
     With every label known this is the supervised-only mode. ``labelled_fraction`` (None: off) sets
     how much of each batch the (repeated) labelled rows make up, see ``oversample_labelled``.
     ``binarize``: dynamic binarization of every batch. ``model``: an M2 to train further (else a
-    new one is built from ``config``).
+    new one is built from ``config``). ``run_dir`` / ``resume``: checkpoints and their continuation,
+    as in ``aekit.train.fit`` (the labelled rows are repeated the same way in every sitting).
     """
     from .train import fit
 
@@ -212,7 +214,7 @@ def fit_m2(x: torch.Tensor, y: torch.Tensor, *, config: M2Config | None = None, 
     if labelled_fraction is not None:
         x, y = oversample_labelled(x, y, labelled_fraction)
     fit(model, x, y, config=train_config or TrainConfig(epochs=50, batch_size=100), val_x=val_x, val_y=val_y,
-        on_epoch_end=on_epoch_end, binarize=binarize)
+        on_epoch_end=on_epoch_end, binarize=binarize, run_dir=run_dir, resume=resume)
     return model.eval()
 
 
