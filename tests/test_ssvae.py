@@ -195,6 +195,34 @@ def test_oversampling_reaches_the_fraction_and_copies_rows():
     assert oversample_labelled(torch.randn(10, 2), full)[0].shape[0] == 10   # all labelled: unchanged
 
 
+def test_fit_m2_resumed_from_its_run_folder_equals_one_sitting(digits_batch, tmp_path):
+    """Checkpoints and their continuation reach M2 through fit_m2: the labelled rows are repeated the
+    same way in the second sitting, so two sittings give the weights of one."""
+    from aekit.config import TrainConfig
+    from aekit.semi import fit_m2
+
+    x, labels = digits_batch
+    y = labelled_subset(labels, 10, seed=0)
+
+    def run(epochs: int, model: M2, **kw) -> M2:
+        return fit_m2(x, y, model=model.train(), labelled_fraction=0.3,
+                      train_config=TrainConfig(epochs=epochs, batch_size=16, progress=False, seed=3), **kw)
+
+    straight = run(3, tiny_m2())
+    run(1, tiny_m2(), run_dir=tmp_path / "m2")
+    other_start = tiny_m2()
+    with torch.no_grad():   # the second sitting must start from the checkpoint, not from the model it is given
+        for p in other_start.parameters():
+            p.add_(torch.randn_like(p))
+    resumed = run(3, other_start, run_dir=tmp_path / "m2", resume=True)
+    assert len((tmp_path / "m2" / "metrics.csv").read_text().strip().splitlines()) == 1 + 3
+    assert int(resumed.train_step) == int(straight.train_step) > 0
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    untrained = tiny_m2().state_dict()
+    assert any(not torch.equal(untrained[k], v) for k, v in resumed.state_dict().items())   # it did train
+
+
 def test_evaluation_scores_the_density_of_x_alone(digits_batch):
     """M2 predicts y, so ``evaluate_model`` reports log p(x) = log sum_y p(x, y), not log p(x, y) of the
     test labels: the estimate equals the unlabelled one and exceeds the labelled one (p(x) >= p(x, y))."""
