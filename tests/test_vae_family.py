@@ -312,6 +312,33 @@ def test_active_units_and_kl_per_dimension_closed_form():
     torch.testing.assert_close(kl, expected)
 
 
+def test_active_units_of_each_layer_of_a_two_layer_iwae_closed_form():
+    """Linear q(h1|x) and q(h2|h1): E[h2|x] = W2 W1 x exactly, so the per-layer variances are known."""
+    from aekit.evaluate.latent import active_units_per_layer, latent_statistics
+
+    model = IWAE(IWAEConfig(input_shape=(3,), hidden_dims=(), activation="identity", n_stochastic_layers=2,
+                            intermediate_dim=2, intermediate_hidden_dims=(), latent_dim=2, likelihood="gaussian"))
+    q1, q2 = model.q1.mlp[0], model.q2[0]
+    with torch.no_grad():
+        for lin in (q1, q2):
+            lin.weight.zero_()
+            lin.bias.zero_()
+        q1.weight[0, 0], q1.weight[1, 1] = 1.0, 0.05     # h1 means: x0 (active), 0.05 x1 (variance 0.0025)
+        q1.bias[2:] = math.log(0.01)                      # q(h1|x) std 0.1
+        q2.weight[0, 0], q2.weight[1, 0] = 0.5, 0.05      # h2 means: 0.5 h1_0 (variance 0.25), 0.05 h1_0 (0.0025)
+    x = torch.randn(4000, 3, generator=torch.Generator().manual_seed(0))
+    bottom, top = active_units_per_layer(model, x, samples=400)
+    assert bottom.active.tolist() == [True, False] and top.active.tolist() == [True, False]
+    v = float(x[:, 0].var())
+    assert float(bottom.variances[0]) == pytest.approx(v, rel=1e-5)
+    assert float(top.variances[0]) == pytest.approx(0.25 * v, rel=2e-3)     # + 0.25 * 0.01 / 400 of Monte Carlo
+    assert float(top.variances[1]) == pytest.approx(0.0025 * v, rel=2e-3)
+    stats = latent_statistics(model, x)
+    assert stats["active_units_per_layer"] == [1, 1] and stats["active_units"] == 2.0
+    vae, xs = _linear_vae(4, 3), torch.randn(50, 4)
+    assert [a.count for a in active_units_per_layer(vae, xs)] == [active_units(vae, xs).count]   # one code: one layer
+
+
 def test_manifold_grid_is_the_gaussian_inverse_cdf(tmp_path):
     model = _linear_vae(2, 2)
     with torch.no_grad():

@@ -49,6 +49,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     for key, value in metrics.items():
         if key == "kl_per_dim":   # one number per latent dimension, largest first
             print(f"  {key:24s} " + " ".join(f"{v:.3g}" for v in sorted(value, reverse=True)) + " (sorted)")
+        elif isinstance(value, list):   # e.g. active units per stochastic layer, bottom first
+            print(f"  {key:24s} " + " + ".join(f"{v:g}" for v in value))
         elif key != "n":
             print(f"  {key:24s} {value:.6g}")
     if not args.no_figures:

@@ -4,7 +4,9 @@ Active units (Burda, Grosse & Salakhutdinov 2015, section 5.2): a unit u is acti
 A_u = Cov_x( E_{q(u|x)}[u] ) > 0.01, i.e. when its posterior mean moves with the input; an
 inactive unit's posterior collapses onto the prior. The KL per dimension,
 E_x KL(q(z_j|x) || p(z_j)), shows the same from the objective's side (Kingma & Welling, app. B).
-For a two-stochastic-layer IWAE the top layer is measured, with E[h2|x] taken at h1 = E[h1|x].
+Models with several stochastic layers (a two-layer IWAE, through ``layer_posterior_means``) are
+measured layer by layer, as Burda et al. report them: E_q[h2|x] = E_{q(h1|x)}[E[h2|h1]] by Monte
+Carlo over h1. Their KL per dimension is that of the top layer at h1 = E[h1|x] (``encode``).
 """
 
 from __future__ import annotations
@@ -63,17 +65,53 @@ def active_units(
     return ActiveUnits(int((variances > threshold).sum()), variances, threshold)
 
 
+@torch.no_grad()
+def active_units_per_layer(
+    model: Any, x: torch.Tensor, threshold: float = 0.01, batch_size: int = 1000, samples: int = 100, seed: int = 0
+) -> list[ActiveUnits]:
+    """Active units of every stochastic layer, bottom first, for a model that defines
+    ``layer_posterior_means`` (E[h2|x] from ``samples`` draws of h1 per input, seeded); a model
+    with one code gets ``[active_units(model, x)]``."""
+    if not hasattr(model, "layer_posterior_means"):
+        return [active_units(model, x, threshold=threshold, batch_size=batch_size)]
+    if x.shape[0] < 2:
+        raise ConfigError(f"Active units need at least 2 inputs to measure a variance; got {x.shape[0]}.")
+    dev = model_device(model)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    layers: list[list[torch.Tensor]] = []
+    try:
+        for start in range(0, x.shape[0], batch_size):
+            means = model.layer_posterior_means(x[start:start + batch_size].to(dev), samples, gen)
+            layers = layers or [[] for _ in means]
+            for store, m in zip(layers, means):
+                store.append(m.float().cpu())
+    finally:
+        model.train(was_training)
+    out = []
+    for store in layers:
+        variances = torch.cat(store).var(dim=0, unbiased=True)
+        out.append(ActiveUnits(int((variances > threshold).sum()), variances, threshold))
+    return out
+
+
 def latent_statistics(
     model: Any, x: torch.Tensor, y: torch.Tensor | None = None, threshold: float = 0.01, batch_size: int = 1000
 ) -> dict[str, Any]:
     """The number of active units (``active_units``, as the function of that name counts them) and the
     KL per dimension (``kl_per_dim``, a list, as ``kl_per_dimension``) from one pass of the encoder;
-    empty for a deterministic code or fewer than 2 inputs."""
+    empty for a deterministic code or fewer than 2 inputs. With several stochastic layers
+    ``active_units`` is their sum and ``active_units_per_layer`` lists them, bottom first."""
     means, logvars = posterior_parameters(model, x, y, batch_size)
     if logvars is None or means.shape[0] < 2:
         return {}
-    active = int((means.var(dim=0, unbiased=True) > threshold).sum())
-    return {"active_units": float(active), "kl_per_dim": losses.gaussian_kl_per_dim(means, logvars).mean(0).tolist()}
+    out: dict[str, Any] = {"active_units": float(int((means.var(dim=0, unbiased=True) > threshold).sum()))}
+    if hasattr(model, "layer_posterior_means"):
+        per_layer = [a.count for a in active_units_per_layer(model, x, threshold, batch_size)]
+        if len(per_layer) > 1:
+            out.update(active_units=float(sum(per_layer)), active_units_per_layer=per_layer)
+    return {**out, "kl_per_dim": losses.gaussian_kl_per_dim(means, logvars).mean(0).tolist()}
 
 
 def kl_per_dimension(model: Any, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 1000) -> torch.Tensor:

@@ -138,6 +138,17 @@ class IWAE(Autoencoder):
             h = losses.reparameterize(mean, logvar, 1, generator)[0]
         return self.head(self.px(h)).mean()
 
+    def layer_posterior_means(
+        self, x: torch.Tensor, samples: int = 100, generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        """E_q[h | x] of every stochastic layer, bottom first, (N, d) each: q(h1|x)'s mean, and with two
+        layers E_{h1 ~ q(h1|x)}[E[h2 | h1]] from ``samples`` draws of h1 (q(h2|x) is a mixture)."""
+        m1, lv1 = _split(self.q1(x))
+        if self.q2 is None:
+            return [m1]
+        h1 = losses.reparameterize(m1, lv1, samples, generator)      # (S, N, d1)
+        return [m1, _split(self.q2(h1))[0].mean(0)]
+
     # -- bounds ---------------------------------------------------------------------------------
     def _weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> IWAEOutput:
         m1, lv1 = _split(self.q1(x))                                  # (N, d1)
