@@ -82,6 +82,35 @@ def test_conditional_model_needs_labels_before_writing_anything(capsys, tmp_path
     assert not (tmp_path / "c").exists()
 
 
+@pytest.mark.parametrize("extra, match", [
+    (["--lr", "nan"], "lr=nan must be a finite number"),
+    (["-t", "eps=-1"], "eps=-1.0 must be positive"),
+    (["--schedule", "step", "-t", "step_size=0"], "step_size=0 must be positive"),
+    (["--schedule", "exponential", "-t", "gamma=-1"], "gamma=-1.0 must be positive"),
+    (["--device", "foo"], "device='foo' is not a device"),
+    (["--beta", "nan"], "beta=nan must be a finite number"),
+    (["--architecture", "conv", "-o", "conv_channels=[0]"], "conv_channels=(0,) must be one or more positive"),
+    (["-o", "input_shape=[10]"], "input_shape=[10] does not fit the data"),
+    (["--likelihood", "gaussian", "--binarize", "dynamic", "--data", "WIDE"], "--binarize dynamic draws each value"),
+])
+def test_bad_options_stop_before_the_run_folder_is_written(capsys, tmp_path, extra, match):
+    np.save(tmp_path / "wide.npy", np.full((40, 6), 5.0, dtype=np.float32))
+    extra = [str(tmp_path / "wide.npy") if a == "WIDE" else a for a in extra]
+    fails(["train", "--data", "digits", "--epochs", "1", "--out", str(tmp_path / "r"), *extra], capsys, match)
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_keeps_the_model_and_restarts_a_run_that_never_checkpointed(capsys, tmp_path):
+    out = tmp_path / "r"
+    assert main(["train", "--data", "digits", "--epochs", "1", "--hidden-dims", "8", "--out", str(out), "--no-progress"]) == 0
+    fails(["train", "--resume", "--out", str(out), "-o", "latent_dim=3"], capsys, "-o cannot change it")
+    fails(["train", "--resume", "--out", str(out), "--beta", "0"], capsys, "--beta cannot change it")
+    for name in ("metrics.csv", "last", "best", "figures"):   # a first sitting that stopped before its first epoch ended
+        shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+    assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0
+    assert (out / "last" / "trainer_state.pt").is_file()
+
+
 def test_resume_with_a_damaged_run_record(capsys, tmp_path):
     out = tmp_path / "r"
     out.mkdir()

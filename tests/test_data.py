@@ -201,6 +201,23 @@ def test_image_folder(tmp_path):
         load_dataset(str(tmp_path / "imgs"))
 
 
+def test_sixteen_bit_images_are_scaled_and_damaged_files_refused(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "deep").mkdir()
+    for i, value in enumerate((0, 32768, 65535)):
+        Image.fromarray(np.full((4, 3), value, dtype=np.uint16)).save(tmp_path / "deep" / f"{i}.png")
+    x = load_dataset(str(tmp_path / "deep"), validation=0, test_fraction=0.0).train.x
+    assert sorted(round(float(v), 3) for v in x.reshape(3, -1)[:, 0]) == [0.0, 0.502, 1.0]   # not clipped to white
+    png = (tmp_path / "deep" / "1.png").read_bytes()
+    (tmp_path / "deep" / "1.png").write_bytes(png[: len(png) // 2])
+    with pytest.raises(DataError, match=r"1\.png could not be"):
+        load_dataset(str(tmp_path / "deep"))
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(DataError, match=r"bad\.npz could not be read"):
+        load_dataset(str(tmp_path / "bad.npz"))
+
+
 def test_nan_and_bad_shapes(tmp_path):
     x = np.ones((10, 3))
     x[2, 1] = np.nan

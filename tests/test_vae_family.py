@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.distributions import Bernoulli, ContinuousBernoulli, Normal, kl_divergence
@@ -394,6 +395,14 @@ def test_study_commands_run_end_to_end(tmp_path, capsys):
     assert all(r["log_likelihood"] > r["elbo"] for r in rows)            # L_5 above L_1 on 200 test digits
     assert (out / "latent_dim.png").is_file() and (out / "nz2" / "best" / "config.json").is_file()
     assert main(args) == 2 and "already holds a study" in capsys.readouterr().err
+    (out / "results.json").unlink()   # a study that stopped part-way: its runs are not overwritten
+    assert main(args) == 2 and "already holds a run of an earlier study" in capsys.readouterr().err
+    fresh = ["study", "latent-dim", "--data", "digits", "--epochs", "1", "--out", str(tmp_path / "d2")]
+    assert main([*fresh, "--dims", "2", "2"]) == 2 and "names a latent size twice" in capsys.readouterr().err
+    np.save(tmp_path / "wide.npy", np.full((60, 4), 3.0, dtype=np.float32))
+    fresh[3] = str(tmp_path / "wide.npy")
+    assert main([*fresh, "--dims", "2"]) == 2 and "draws each value as a Bernoulli" in capsys.readouterr().err
+    assert not (tmp_path / "d2").exists()
     space = tmp_path / "space"
     assert main(["study", "latent-space", "--data", "digits", "--epochs", "1", "--hidden-dims", "32",
                  "--eval-n", "200", "--out", str(space)]) == 0

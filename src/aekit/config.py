@@ -8,6 +8,7 @@ option is an error rather than a silently ignored setting.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -64,9 +65,12 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{name}={value!r} must be a number.")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name}={value!r} must be a number.") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"{name}={value!r} must be a finite number.")
+        return number
     if annotation is str:
         if not isinstance(value, str):
             raise ConfigError(f"{name}={value!r} must be a string.")
@@ -157,6 +161,8 @@ class ModelConfig(Config):
         check_choice("architecture", self.architecture, ARCHITECTURES)
         check_positive("num_classes", self.num_classes, allow_zero=True)
         check_choice("output_bias", self.output_bias, ("zero", "data"))
+        if self.architecture == "conv" and (not self.conv_channels or any(c <= 0 for c in self.conv_channels)):
+            raise ConfigError(f"conv_channels={self.conv_channels!r} must be one or more positive channel counts.")
         if self.architecture == "conv":
             if len(self.input_shape) != 3:
                 raise ConfigError(
@@ -218,6 +224,14 @@ class TrainConfig(Config):
         check_positive("grad_clip", self.grad_clip, allow_zero=True)
         check_positive("patience", self.patience, allow_zero=True)
         check_positive("checkpoint_every", self.checkpoint_every)
+        check_positive("eps", self.eps)
+        check_positive("step_size", self.step_size)
+        check_positive("gamma", self.gamma)
+        check_positive("min_lr", self.min_lr, allow_zero=True)
+        check_positive("min_delta", self.min_delta, allow_zero=True)
+        if self.schedule == "plateau" and self.gamma >= 1:
+            raise ConfigError(f"gamma={self.gamma!r} must be below 1 for schedule='plateau' (it multiplies the lr on a plateau).")
+        _check_device(self.device)
         if self.schedule == "multistep" and (
             not self.milestones
             or not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in self.milestones)
@@ -226,6 +240,20 @@ class TrainConfig(Config):
             raise ConfigError(f"milestones={self.milestones!r} must be non-decreasing positive epochs for schedule='multistep' (a repeated epoch multiplies by gamma again).")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise ConfigError(f"betas={self.betas!r} must be two numbers in [0, 1).")
+
+
+def _check_device(device: str) -> None:
+    """A device string torch understands, on a backend this machine has."""
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device={device!r} is not a device; expected e.g. 'cpu', 'cuda' or 'cuda:1'.") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r} needs CUDA, which this machine's PyTorch does not see; use device='cpu'.")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={device!r} needs Apple's MPS, which this machine does not have; use device='cpu'.")
 
 
 def estimator_train_config(est: Any, epochs: int, seed: int) -> TrainConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from .. import distributed as dist
 from .. import registry
 from ..config import TrainConfig
 from ..errors import CheckpointError, ConfigError, DataError
-from ..io import atomic_write_text
+from ..io import STATE_NAME, atomic_write_text
 from ..nn import UNIT_INTERVAL_LIKELIHOODS
 from .common import add_data_args, load_data, parse_assignments
 
@@ -118,6 +119,13 @@ def run_train(args: argparse.Namespace) -> int:
         if not info_path.is_file():
             raise ConfigError(f"Cannot resume: {str(out)!r} holds no run (no run.json).")
         saved = _read_run_info(info_path)
+        given = [flag for flag, key in (("-o", "option"), ("--model-config", "model_config"), ("--latent-dim", "latent_dim"),
+                                        ("--hidden-dims", "hidden_dims"), ("--architecture", "architecture"),
+                                        ("--activation", "activation"), ("--likelihood", "likelihood"), ("--beta", "beta"))
+                 if getattr(args, key, None) not in (None, [])]
+        if given:
+            raise ConfigError(f"--resume continues the model saved in {str(out)!r}; {given[0]} cannot change it "
+                              "(start a new run for another model).")
         args.model, args.data = saved["model"], args.data or saved["data"]
         args.data_dir = args.data_dir or saved.get("data_dir")  # the folder the first sitting read its data from
     elif out.exists() and any(out.iterdir()):
@@ -141,6 +149,7 @@ def run_train(args: argparse.Namespace) -> int:
     model.preprocessing = pre
     x = pre.apply(data.train.x)
     val_x = pre.apply(data.val.x) if data.val is not None else None
+    _check_input_shape(config, tuple(x.shape[1:]))
     _check_likelihood(config, x, pre)
     y, val_y = data.train.y, (data.val.y if data.val is not None else None)
     if (model.uses_labels or model.is_conditional) and y is None:
@@ -175,11 +184,13 @@ def run_train(args: argparse.Namespace) -> int:
         terms = "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k.startswith(("train_", "val_")))
         say(f"epoch {int(row['epoch'])}/{tc.epochs}  {terms}  ({row['seconds']:.1f}s)", flush=True)
 
-    if getattr(model, "has_pretraining", False) and getattr(config, "pretrain_epochs", 0) > 0 and not args.resume:
+    # A first sitting that stopped before its first checkpoint left only run.json: start it afresh.
+    resume = args.resume and ((out / "last" / STATE_NAME).is_file() or (out / "metrics.csv").is_file())
+    if getattr(model, "has_pretraining", False) and getattr(config, "pretrain_epochs", 0) > 0 and not resume:
         # Greedy layer-wise pretraining (Bengio et al. 2007; Vincent et al. 2010) before supervised fine-tuning.
         say(f"greedy layer-wise pretraining: {config.pretrain_epochs} epochs per layer -> {out / 'layers'}")
         model.pretrain(x, config=tc.replace(epochs=config.pretrain_epochs), val_x=val_x, run_dir=out / "layers")
-    result = fit(model, x, y, config=tc, val_x=val_x, val_y=val_y, run_dir=out, resume=args.resume,
+    result = fit(model, x, y, config=tc, val_x=val_x, val_y=val_y, run_dir=out, resume=resume,
                  binarize=pre.binarize == "dynamic", on_epoch_end=report)  # pre: the saved one on resume
     if not dist.is_main():
         return 0  # only rank 0 writes figures
@@ -229,9 +240,24 @@ def _read_run_info(path: Path) -> dict[str, Any]:
     return saved
 
 
+def _check_input_shape(config: Any, shape: tuple[int, ...]) -> None:
+    """The model's input_shape must be the data's (an MLP needs only as many values per item)."""
+    want = tuple(getattr(config, "input_shape", shape))
+    same = want == shape if getattr(config, "architecture", "mlp") == "conv" else math.prod(want) == math.prod(shape)
+    if not same:
+        raise ConfigError(f"input_shape={list(want)} does not fit the data, whose items have shape {list(shape)}; "
+                          "leave input_shape out to take the data's.")
+
+
 def _check_likelihood(config: Any, x: torch.Tensor, pre: Any) -> None:
     """A decoder for [0, 1] (Bernoulli, continuous Bernoulli, discretized logistic) needs targets in
-    [0, 1]; say so before training rather than train on nonsense."""
+    [0, 1], and dynamic binarization needs probabilities; say so before training rather than train on
+    nonsense."""
+    if pre.binarize == "dynamic" and (x.min() < 0 or x.max() > 1):
+        raise DataError(
+            f"--binarize dynamic draws each value as a Bernoulli probability, but this data spans "
+            f"[{float(x.min()):.3g}, {float(x.max()):.3g}]; use --scale minmax or --binarize none."
+        )
     lik = getattr(config, "likelihood", None)
     if lik in UNIT_INTERVAL_LIKELIHOODS and (x.min() < 0 or x.max() > 1):
         raise DataError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +159,7 @@ def read_npz(path: str | Path) -> dict[str, Arrays]:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError, zlib.error) as exc:
+    except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
         raise DataError(f"Array archive {path} could not be read ({exc}); expected a .npz of numeric arrays.") from exc
     if "x_train" in arrays:
         out = {}
@@ -263,7 +264,7 @@ def read_image_folder(path: str | Path) -> Arrays:
         raise DataError(f"Image folder {root} holds no images; expected files ending in {sorted(IMAGE_SUFFIXES)}.")
 
     # First pass reads headers only: decide the colour mode and check every size before decoding.
-    grey_modes = {"1", "L", "LA", "I;16", "I;16B", "I;16L"}
+    grey_modes = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L"}
     size, colour = None, False
     for file in files:
         try:
@@ -282,8 +283,15 @@ def read_image_folder(path: str | Path) -> Arrays:
     width, height = size
     x = np.empty((len(files), height, width, channels), dtype=np.uint8)  # (N, H, W, C) as PIL gives
     for i, file in enumerate(files):
-        with Image.open(file) as img:
-            x[i] = np.asarray(img.convert(mode), dtype=np.uint8).reshape(height, width, channels)
+        try:
+            with Image.open(file) as img:
+                if img.mode.startswith("I"):   # 16-bit grey: scaled to 8 bits (convert() would clip at 255)
+                    grey = np.clip(np.rint(np.asarray(img, dtype=np.float64) * (255.0 / 65535.0)), 0, 255)
+                    x[i] = grey.astype(np.uint8).reshape(height, width, 1)
+                else:
+                    x[i] = np.asarray(img.convert(mode), dtype=np.uint8).reshape(height, width, channels)
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DataError(f"Image {file} could not be decoded ({exc}); expected a valid image file.") from exc
     return Arrays(x=x.transpose(0, 3, 1, 2), y=y, class_names=class_names)  # (N, C, H, W)
 
 

@@ -37,6 +37,12 @@ def _inputs(data: Any, binarize: bool) -> tuple[torch.Tensor, torch.Tensor, torc
     test = data.test or data.val
     if test is None:
         raise DataError(f"The data set {data.name!r} has neither a test nor a validation split to evaluate on.")
+    if binarize:
+        for split in (data.train, test):
+            if split.x.min() < 0 or split.x.max() > 1:
+                raise DataError(f"Dynamic binarization draws each value as a Bernoulli probability, but {data.name!r} "
+                                f"spans [{float(split.x.min()):.3g}, {float(split.x.max()):.3g}]; turn it off (--binarize none) "
+                                "or scale the data to [0, 1].")
     x_test = torch.bernoulli(test.x, generator=torch.Generator().manual_seed(0)) if binarize else test.x
     return data.train.x, x_test, data.train.y, test.y
 
@@ -77,9 +83,14 @@ def latent_dim_study(
         raise ConfigError(f"The latent-dimension study needs a model with a likelihood; {model!r} has none.")
     if not dims or any(int(d) < 1 for d in dims):
         raise ConfigError(f"dims={list(dims)!r} must be positive latent sizes.")
+    if len({int(d) for d in dims}) != len(dims):
+        raise ConfigError(f"dims={list(dims)!r} names a latent size twice; give each once.")
     out = Path(out_dir)
     if (out / "results.json").exists():
         raise ConfigError(f"{str(out)!r} already holds a study (results.json); choose another folder.")
+    taken = [f"nz{d}" for d in dims if (out / f"nz{d}" / "metrics.csv").exists()]
+    if taken:
+        raise ConfigError(f"{str(out / taken[0])!r} already holds a run of an earlier study; choose another folder.")
     x, x_test, y, y_test = _inputs(data, binarize)
     if eval_n:
         x_test, y_test = x_test[:eval_n], (None if y_test is None else y_test[:eval_n])
