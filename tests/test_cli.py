@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,10 @@ def test_evaluate(run, capsys, tmp_path):
     assert 0 <= metrics["active_units"] <= 2
     assert "kl_per_dim" in capsys.readouterr().out
     fails(["evaluate", str(run), "--k", "-5", "--out", str(tmp_path / "neg"), "--no-figures"], capsys, "k=-5")
+    fails(["evaluate", str(run), "--split", "val", "--out", str(tmp_path), "--no-figures"], capsys, "pass --force")
+    assert json.loads((tmp_path / "evaluation.json").read_text())["split"] == "test"   # the earlier one is kept
+    assert main(["evaluate", str(run), "--split", "val", "--out", str(tmp_path), "--no-figures", "--force"]) == 0
+    assert json.loads((tmp_path / "evaluation.json").read_text())["split"] == "val"
 
 
 def test_evaluate_density_decoder_gives_8bit_bits_per_dim(capsys, tmp_path):
@@ -86,7 +91,7 @@ def test_conditional_model_needs_labels_before_writing_anything(capsys, tmp_path
     (["--lr", "nan"], "lr=nan must be a finite number"),
     (["-t", "eps=-1"], "eps=-1.0 must be positive"),
     (["--schedule", "step", "-t", "step_size=0"], "step_size=0 must be positive"),
-    (["--schedule", "exponential", "-t", "gamma=-1"], "gamma=-1.0 must be positive"),
+    (["--schedule", "exponential", "-t", "gamma=-1"], "gamma=-1.0 must be non-negative"),
     (["--device", "foo"], "device='foo' is not a device"),
     (["--beta", "nan"], "beta=nan must be a finite number"),
     (["--architecture", "conv", "-o", "conv_channels=[0]"], "conv_channels=(0,) must be one or more positive"),
@@ -109,6 +114,19 @@ def test_resume_keeps_the_model_and_restarts_a_run_that_never_checkpointed(capsy
         shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
     assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0
     assert (out / "last" / "trainer_state.pt").is_file()
+
+
+def test_resume_of_a_checkpoint_that_no_longer_fits_its_run_record(capsys, tmp_path):
+    out = tmp_path / "r"
+    assert main(["train", "--data", "digits", "--epochs", "1", "--hidden-dims", "8", "--out", str(out), "--no-progress"]) == 0
+    info = json.loads((out / "run.json").read_text())
+    info["model_config"]["hidden_dims"] = [9]
+    (out / "run.json").write_text(json.dumps(info))
+    fails(["train", "--resume", "--out", str(out), "--epochs", "2"], capsys, "does not fit the model being resumed (size mismatch")
+
+
+def test_datasets_with_a_missing_folder(capsys, tmp_path):
+    fails(["datasets", "--data-dir", str(tmp_path / "nowhere")], capsys, "is not a folder")
 
 
 def test_resume_with_a_damaged_run_record(capsys, tmp_path):
@@ -175,6 +193,26 @@ def test_nan_in_data(capsys, tmp_path):
     np.save(tmp_path / "nan.npy", x)
     fails(["train", "--data", str(tmp_path / "nan.npy"), "--out", str(tmp_path / "x")], capsys, "NaN")
     assert not (tmp_path / "x" / "metrics.csv").exists()
+
+
+def test_outputs_are_checked_before_any_work(run, capsys, tmp_path):
+    fails(["sample", str(run), "--out", str(tmp_path / "s.jpg")], capsys, "must end in .png or .npy")
+    fails(["reconstruct", str(run), "--data", "digits", "--out", str(tmp_path / "r.txt")], capsys, "must end in .png or .npy")
+    for n in ("0", "-5"):
+        fails(["reconstruct", str(run), "--data", "digits", "--n", n, "--out", str(tmp_path / "r.npy")], capsys, "must be at least 1")
+    fails(["encode", str(run), "--data", "digits", "--out", str(tmp_path / "e.npy"), "--labels-out", str(tmp_path / "e.png")],
+          capsys, "must end in .npy or .csv")
+    np.save(tmp_path / "plain.npy", np.zeros((4, 64), dtype=np.float32))
+    fails(["encode", str(run), "--input", str(tmp_path / "plain.npy"), "--out", str(tmp_path / "e.npy"), "--labels-out",
+           str(tmp_path / "l.npy")], capsys, "have no labels")
+    (tmp_path / "afile").write_text("x")
+    fails(["sample", str(run), "--out", str(tmp_path / "afile" / "s.png")], capsys, str(tmp_path / "afile" / "s.png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "plain.npy"]   # nothing written
+    assert main(["encode", str(run), "--data", "digits", "--out", str(tmp_path / "e.csv"), "--labels-out", str(tmp_path / "l.csv")]) == 0
+    assert (tmp_path / "l.csv").read_text().splitlines()[0] == "label0"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "e.csv").stat().st_mode & 0o777 == 0o666 & ~umask   # the usual permissions, not mkstemp's 0600
 
 
 def test_wrong_shape(run, capsys, tmp_path):

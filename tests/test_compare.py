@@ -100,6 +100,11 @@ def test_bad_requests_are_user_errors(arrays):
         compare(arrays, methods=["ae"], method_options={"ae": {"epochs": 3}}, verbose=False)
     with pytest.raises(ConfigError, match="Unknown option 'bogus' for pca"):
         compare(arrays, methods=["pca"], method_options={"pca": {"bogus": 1}}, verbose=False)
+    with pytest.raises(ConfigError, match="max_epochs=0 must be a positive integer"):
+        compare(arrays, methods=["ae"], method_options={"ae": {"max_epochs": 0}}, verbose=False)
+    for what, value in (("max_train", -5), ("max_train", 0), ("trust_points", 3), ("inverse_points", 0)):
+        with pytest.raises(ConfigError, match=f"{what}={value} must be a whole number"):
+            compare(arrays, methods=["pca"], verbose=False, **{what: value})
 
 
 def test_knn_accuracies_match_sklearn_including_ties():

@@ -69,6 +69,8 @@ def test_corrupt_rejects_bad_kinds_and_levels():
         corruption.corrupt(x, "blur", 0.1)
     with pytest.raises(ConfigError, match="fraction"):
         corruption.corrupt(x, "masking", 1.5)
+    with pytest.raises(ConfigError, match="finite"):
+        corruption.corrupt(x, "gaussian", float("nan"))
     assert corruption.corrupt(x, "none", 0.0) is x
 
 
@@ -330,3 +332,15 @@ def test_denoise_command(tmp_path, capsys):
     assert "--noise" in capsys.readouterr().err
     assert main(["denoise", str(tmp_path / "ae"), "--data", "digits", "--noise", "gaussian", "--level", "0.3",
                  "--limit", "20", "--out", str(tmp_path / "a.png")]) == 0
+    np.save(tmp_path / "clean65.npy", np.zeros((50, 65), dtype=np.float32))
+    for args, match in ((["--batch-size", "0"], "--batch-size must be at least 1"),
+                        (["--noise", "masking", "--level", "nan"], "must be a finite non-negative number"),
+                        (["--out", str(tmp_path / "d.npy")], "must end in .png"),
+                        (["--save-denoised", str(tmp_path / "d.png")], "must end in .npy or .csv or .txt"),
+                        (["--noisy", str(tmp_path / "noisy.npy"), "--clean", str(tmp_path / "clean65.npy")], "expected the same images")):
+        full = ["denoise", str(tmp_path / "m"), "--data", "digits", "--limit", "20", "--out", str(tmp_path / "b.png"), *args]
+        capsys.readouterr()
+        assert main(full) == 2, args
+        err = capsys.readouterr().err
+        assert match in err and "Traceback" not in err, err
+    assert not (tmp_path / "b.png").exists()

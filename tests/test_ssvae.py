@@ -178,7 +178,7 @@ def test_labelled_subset_is_balanced_and_seeded():
     assert counts.max() - counts.min() <= 1
     with pytest.raises(ConfigError, match="fewer than the 10 classes"):
         labelled_subset(y, 5, seed=0)
-    with pytest.raises(DataError, match="needs 200 labels of class"):
+    with pytest.raises(DataError, match="2000 balanced labels need 200 examples of class"):
         labelled_subset(y, 2000, seed=0)
 
 

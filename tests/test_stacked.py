@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -125,3 +126,10 @@ def test_pretrain_and_finetune_commands(tmp_path, capsys):
     assert json.loads((tmp_path / "ft0" / "run.json").read_text())["pretrained_layers"] == 0
     assert main(["finetune", "--model", "dae", *common, "--out", str(tmp_path / "bad")]) == 2
     assert main(["finetune", "--model", "stacked_ae", *common, "--out", str(tmp_path / "ft")]) == 2   # not empty
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "twelve.npz", x=rng.random((60, 64)), y=np.arange(60) % 12)   # 12 classes; the stack has 10
+    capsys.readouterr()
+    assert main(["finetune", str(tmp_path / "pre"), "--data", str(tmp_path / "twelve.npz"), "--epochs", "1",
+                 "--out", str(tmp_path / "ft12")]) == 2
+    assert "labels must lie in 0..9" in capsys.readouterr().err and not (tmp_path / "ft12").exists()
+    assert main(["finetune", "--model", "stacked_ae", *common, "--pretrain-epochs", "-3", "--out", str(tmp_path / "n")]) == 2

@@ -142,6 +142,9 @@ def compare(
     methods, dims = list(methods), [int(d) for d in dims]
     options = {k: dict(v) for k, v in (method_options or {}).items()}
     _check_methods(methods, dims, options, method_dims)
+    for what, value, least in (("max_train", max_train, 2), ("trust_points", trust_points, 11), ("inverse_points", inverse_points, 1)):
+        if value is not None and (isinstance(value, bool) or int(value) != value or value < least):
+            raise ConfigError(f"{what}={value!r} must be a whole number of at least {least} (or None for all).")
     name, shape, x_tr, y_tr, x_te, y_te = _arrays(data, data_dir)
     notes = []
     if max_train is not None and x_tr.shape[0] > max_train:
@@ -194,6 +197,7 @@ def _check_methods(methods: list[str], dims: list[int], options: dict[str, dict[
             unknown = sorted(set(options[m]) - allowed)
             if unknown:
                 raise ConfigError(f"Unknown option {unknown[0]!r} for {m}; known options: {', '.join(sorted(allowed))}.")
+            _estimator_class(m)(model=m, **options[m])._check_params()   # e.g. max_epochs=0, before any training
 
 
 def _estimator_class(name: str) -> type:

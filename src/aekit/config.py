@@ -226,7 +226,7 @@ class TrainConfig(Config):
         check_positive("checkpoint_every", self.checkpoint_every)
         check_positive("eps", self.eps)
         check_positive("step_size", self.step_size)
-        check_positive("gamma", self.gamma)
+        check_positive("gamma", self.gamma, allow_zero=True)
         check_positive("min_lr", self.min_lr, allow_zero=True)
         check_positive("min_delta", self.min_delta, allow_zero=True)
         if self.schedule == "plateau" and self.gamma >= 1:

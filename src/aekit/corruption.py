@@ -13,6 +13,8 @@ The same functions corrupt the training inputs of a DAE and the test images of `
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .errors import ConfigError
@@ -78,8 +80,8 @@ def check_corruption(kind: str, level: float, name: str = "corruption") -> None:
     """Raise ConfigError unless (kind, level) describes a valid corruption."""
     if kind not in CORRUPTIONS:
         raise ConfigError(f"{name}={kind!r} is not one of {', '.join(CORRUPTIONS)}.")
-    if level < 0:
-        raise ConfigError(f"{name}_level={level!r} must be non-negative.")
+    if not math.isfinite(level) or level < 0:
+        raise ConfigError(f"{name}_level={level!r} must be a finite non-negative number.")
     if kind in ("masking", "salt_pepper") and level > 1:
         raise ConfigError(f"{name}_level={level!r} is a fraction of the inputs for {kind!r} noise; expected a value in [0, 1].")
 

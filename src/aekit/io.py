@@ -37,15 +37,36 @@ def library_version() -> str:
 def atomic_write(path: Path, write: Any) -> None:
     """Call ``write(tmp_path)`` then rename tmp_path to ``path`` (same folder, so the rename is atomic)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:   # name the file the user asked for, not the temporary one
+        raise OSError(exc.errno, f"Cannot write there ({exc.strerror})", str(path)) from None
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes it private; the file gets the usual permissions
     try:
         write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
+    """``model.load_state_dict(state, strict=True)``; a mismatch raises CheckpointError(``what`` + its first detail)."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:   # "Error(s) in loading state_dict for VAE:\n\tsize mismatch for ...: ..."
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = (lines[1] if len(lines) > 1 else lines[0]) if lines else "mismatch"
+        detail = detail if len(detail) <= 240 else detail[:237] + "..."
+        raise CheckpointError(f"{what} ({detail.rstrip('.')}).") from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -125,11 +146,7 @@ def from_pretrained(directory: str | Path, map_location: str = "cpu") -> torch.n
         state = load_file(str(weights), device=map_location)
     except (getattr(safetensors, "SafetensorError", ValueError), OSError, ValueError) as exc:
         raise CheckpointError(f"{str(weights)!r} is not a readable safetensors file ({exc}).") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "mismatch"
-        raise CheckpointError(f"The weights in {str(weights)!r} do not fit the saved config ({first}).") from None
+    load_weights(model, state, f"The weights in {str(weights)!r} do not fit the saved config")
     if meta.get("preprocessing"):
         model.preprocessing = Preprocessing.from_dict(meta["preprocessing"])
     model.eval()

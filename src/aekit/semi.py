@@ -53,13 +53,13 @@ def labelled_subset(y: Any, n_labels: int, seed: int = 0) -> Any:
     is_numpy = not isinstance(y, torch.Tensor)
     t = torch.as_tensor(np.asarray(y) if is_numpy else y).long().cpu()
     if t.dim() != 1:
-        raise DataError(f"labelled_subset needs labels of shape (N,), got {tuple(t.shape)}.")
+        raise DataError(f"Labels must have shape (N,) to draw a labelled subset, got {tuple(t.shape)}.")
     if isinstance(n_labels, bool) or not isinstance(n_labels, (int, np.integer)) or n_labels < 1:
         raise ConfigError(f"n_labels={n_labels!r} must be a positive integer.")
     classes = torch.unique(t[t >= 0])
     k = classes.numel()
     if k == 0:
-        raise DataError("labelled_subset got no labelled rows (every label is -1).")
+        raise DataError("No labelled rows to draw a labelled subset from (every label is -1).")
     if n_labels < k:
         raise ConfigError(f"n_labels={n_labels} is fewer than the {k} classes; a balanced subset needs at least one per class.")
     gen = torch.Generator().manual_seed(int(seed))
@@ -69,7 +69,8 @@ def labelled_subset(y: Any, n_labels: int, seed: int = 0) -> Any:
     for c, m in zip(classes.tolist(), per_class.tolist()):
         idx = (t == c).nonzero().squeeze(1)
         if idx.numel() < m:
-            raise DataError(f"labelled_subset needs {m} labels of class {c} but the data has {idx.numel()}.")
+            raise DataError(f"{n_labels} balanced labels need {m} examples of class {c}, but the data has {idx.numel()}; "
+                            "ask for fewer labels.")
         keep.append(idx[torch.randperm(idx.numel(), generator=gen)[:m]])
     out = torch.full_like(t, -1)
     kept = torch.cat(keep)

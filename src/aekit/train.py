@@ -25,7 +25,7 @@ from . import distributed as dist
 from .config import TrainConfig
 from .data import batches, num_batches
 from .errors import ConfigError, DataError, TrainingError
-from .io import STATE_NAME, from_pretrained, load_state, save_pretrained, save_state
+from .io import STATE_NAME, from_pretrained, load_state, load_weights, save_pretrained, save_state
 
 LAST, BEST = "last", "best"
 
@@ -258,7 +258,8 @@ def fit(
         if run is None:
             raise ConfigError("resume needs the run folder of the run to continue.")
         state = load_state(run / LAST / STATE_NAME)
-        model.load_state_dict(from_pretrained(run / LAST).state_dict())
+        load_weights(model, from_pretrained(run / LAST).state_dict(),
+                     f"The checkpoint in {str(run / LAST)!r} does not fit the model being resumed")
         opt.load_state_dict(state["optimizer"])
         sched = _resume_scheduler(opt, c, state, int(state["epoch"]))
         gen.set_state(state["generator"])

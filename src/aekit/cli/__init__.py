@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except AekitError as exc:
         print(f"aekit: error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        print(f"aekit: error: {exc.strerror or exc}: {exc.filename!r}.", file=sys.stderr)
+    except OSError as exc:   # a path the user gave that cannot be read or written
+        where = f": {exc.filename!r}" if exc.filename else ""
+        print(f"aekit: error: {exc.strerror or exc}{where}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("aekit: interrupted; the last completed checkpoint is kept.", file=sys.stderr)

@@ -100,15 +100,22 @@ def split_of(data: Any, name: str) -> Any:
     return split
 
 
-def check_new_file(path: str | Path, force: bool) -> Path:
+def check_new_file(path: str | Path, force: bool, suffixes: tuple[str, ...] = ()) -> Path:
+    """``path`` as a Path when it may be written: not there already (unless ``force``), and ending in one
+    of ``suffixes`` when they are given."""
     p = Path(path)
+    if suffixes and p.suffix.lower() not in suffixes:
+        raise ConfigError(f"Output {str(p)!r} must end in {' or '.join(suffixes)}.")
     if p.exists() and not force:
         raise ConfigError(f"{str(p)!r} already exists; pass --force to replace it or choose another --out.")
     return p
 
 
-def save_array(path: Path, array: np.ndarray) -> None:
-    """Write .npy or .csv atomically."""
+ARRAY_SUFFIXES = (".npy", ".csv", ".txt")
+
+
+def save_array(path: Path, array: np.ndarray, column: str = "z") -> None:
+    """Write .npy or .csv atomically; a CSV's columns are named ``column``0, ``column``1, ..."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
         def write(p: Path) -> None:
@@ -117,7 +124,7 @@ def save_array(path: Path, array: np.ndarray) -> None:
 
         atomic_write(path, write)
     elif suffix in (".csv", ".txt"):
-        header = ",".join(f"z{i}" for i in range(array.shape[1])) if array.ndim == 2 else ""
+        header = ",".join(f"{column}{i}" for i in range(array.shape[1])) if array.ndim == 2 else ""
         atomic_write(path, lambda p: np.savetxt(p, array, delimiter=",", header=header, comments="", fmt="%.7g"))
     else:
         raise ConfigError(f"Output {str(path)!r} must end in .npy or .csv.")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
 from .common import print_table
 
 
@@ -17,6 +19,8 @@ def register(sub: Any) -> None:
 def run_datasets(args: argparse.Namespace) -> int:
     from ..data import list_datasets
 
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        raise ConfigError(f"--data-dir {args.data_dir!r} is not a folder.")
     rows = list_datasets(args.data_dir)
     for r in rows:
         r["present"] = "yes" if r.get("present") else "no"

@@ -22,7 +22,7 @@ from .. import plots
 from ..corruption import CORRUPTIONS, corrupt
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_text
-from .common import (add_data_args, check_new_file, load_data, load_model, load_npy, model_inputs, run_info, save_array,
+from .common import (ARRAY_SUFFIXES, add_data_args, check_new_file, load_data, load_model, load_npy, model_inputs, run_info, save_array,
                      split_of)
 
 
@@ -106,11 +106,11 @@ def write_grid(path: Path, shape: tuple[int, ...], *panels: torch.Tensor, title:
 def run_denoise(args: argparse.Namespace) -> int:
     from ..evaluate.image import denoising_report
 
-    out = check_new_file(args.out, args.force)
+    out = check_new_file(args.out, args.force, (".png",))
     report_path = check_new_file(out.with_suffix(".json"), args.force)
-    save_path = check_new_file(args.save_denoised, args.force) if args.save_denoised else None
-    if args.n < 1 or (args.limit is not None and args.limit < 1):
-        raise ConfigError("--n and --limit must be at least 1.")
+    save_path = check_new_file(args.save_denoised, args.force, ARRAY_SUFFIXES) if args.save_denoised else None
+    if args.n < 1 or (args.limit is not None and args.limit < 1) or args.batch_size < 1:
+        raise ConfigError("--n, --limit and --batch-size must be at least 1.")
     model = load_model(args.model)
     shape = _shape(model)
     source: dict[str, Any]
@@ -119,6 +119,9 @@ def run_denoise(args: argparse.Namespace) -> int:
         clean = load_npy(args.clean, "clean") if args.clean else None
         if clean is not None and clean.shape[0] != noisy.shape[0]:
             raise DataError(f"--noisy has {noisy.shape[0]} images but --clean has {clean.shape[0]}; expected the same number.")
+        if clean is not None and clean[0].numel() != noisy[0].numel():
+            raise DataError(f"--clean images have {clean[0].numel()} values but --noisy ones {noisy[0].numel()}; "
+                            "expected the same images.")
         source = {"noisy": args.noisy, "clean": args.clean}
     else:
         if not args.data:

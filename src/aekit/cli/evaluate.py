@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_text
-from .common import add_data_args, load_data, load_model, model_inputs, resolve_model_dir, run_info, split_of
+from .common import add_data_args, check_new_file, load_data, load_model, model_inputs, resolve_model_dir, run_info, split_of
 
 
 def register(sub: Any) -> None:
@@ -23,6 +23,7 @@ def register(sub: Any) -> None:
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--out", help="folder for evaluation.json and figures (default: the run folder)")
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace an earlier evaluation.json (and its figures) in --out")
     p.set_defaults(func=run_evaluate)
 
 
@@ -31,6 +32,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from ..train import read_metrics
 
     model_dir = resolve_model_dir(args.model)
+    out = Path(args.out) if args.out else (model_dir.parent if model_dir.name in ("best", "last") else model_dir)
+    check_new_file(out / "evaluation.json", args.force)   # before the evaluation, which can take long
     model = load_model(model_dir)
     info = run_info(args.model)
     if not args.data:
@@ -41,7 +44,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     x = model_inputs(model, split.x)
     metrics = evaluate_model(model, x, split.y, k=args.k, batch_size=args.batch_size, raw_x=split.x,
                              chunk_size=args.chunk_size)
-    out = Path(args.out) if args.out else (model_dir.parent if model_dir.name in ("best", "last") else model_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = {"model": str(model_dir), "data": data.name, "split": args.split, "metrics": metrics}
     atomic_write_text(out / "evaluation.json", json.dumps(report, indent=2) + "\n")

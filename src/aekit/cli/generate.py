@@ -10,8 +10,11 @@ import torch
 
 from .. import plots
 from ..errors import ConfigError, DataError
-from .common import (add_data_args, check_new_file, load_data, load_model, load_npy, model_inputs, run_info,
+from .common import (ARRAY_SUFFIXES, add_data_args, check_new_file, load_data, load_model, load_npy, model_inputs, run_info,
                      save_array, split_of)
+
+
+IMAGE_OR_ARRAY = (".png", ".npy")
 
 
 def register(sub: Any) -> None:
@@ -80,7 +83,7 @@ def _write_images(path: Path, images: torch.Tensor, model: Any, ncols: int, titl
 
 @torch.no_grad()
 def run_sample(args: argparse.Namespace) -> int:
-    out = check_new_file(args.out, args.force)
+    out = check_new_file(args.out, args.force, IMAGE_OR_ARRAY)
     model = load_model(args.model)
     if args.n < 1:
         raise ConfigError(f"--n {args.n} must be at least 1.")
@@ -101,7 +104,9 @@ def run_sample(args: argparse.Namespace) -> int:
 
 @torch.no_grad()
 def run_reconstruct(args: argparse.Namespace) -> int:
-    out = check_new_file(args.out, args.force)
+    out = check_new_file(args.out, args.force, IMAGE_OR_ARRAY)
+    if args.n < 1:
+        raise ConfigError(f"--n {args.n} must be at least 1.")
     model = load_model(args.model)
     raw, y = _inputs(args, model)
     raw, y = raw[: args.n], (None if y is None else y[: args.n])
@@ -120,17 +125,17 @@ def run_reconstruct(args: argparse.Namespace) -> int:
 def run_encode(args: argparse.Namespace) -> int:
     from ..evaluate.report import embed_all
 
-    out = check_new_file(args.out, args.force)
-    labels_out = check_new_file(args.labels_out, args.force) if args.labels_out else None
+    out = check_new_file(args.out, args.force, ARRAY_SUFFIXES)
+    labels_out = check_new_file(args.labels_out, args.force, ARRAY_SUFFIXES) if args.labels_out else None
     model = load_model(args.model)
     raw, y = _inputs(args, model)
+    if labels_out is not None and y is None:
+        raise DataError("--labels-out was given but these inputs have no labels.")
     x = model_inputs(model, raw)
     yl = y if (model.is_conditional or model.uses_labels) else None
     z = embed_all(model, x, yl, args.batch_size).numpy()
     save_array(out, z)
     if labels_out is not None:
-        if y is None:
-            raise DataError("--labels-out was given but these inputs have no labels.")
-        save_array(labels_out, y.numpy().reshape(-1, 1) if labels_out.suffix.lower() == ".csv" else y.numpy())
+        save_array(labels_out, y.numpy().reshape(-1, 1) if labels_out.suffix.lower() != ".npy" else y.numpy(), "label")
     print(f"wrote {z.shape[0]} x {z.shape[1]} embeddings to {out}")
     return 0

@@ -141,6 +141,8 @@ def run_finetune(args: argparse.Namespace) -> int:
     from ..io import from_pretrained
     from ..train import fit
 
+    if args.pretrain_epochs < 0:
+        raise ConfigError(f"--pretrain-epochs {args.pretrain_epochs} must be 0 or more.")
     if bool(args.pretrained) == bool(args.model):
         raise ConfigError("Give either a pretrained stack (a pretrain run folder or saved model) or --model NAME, not both or neither.")
     if args.pretrained:
@@ -157,6 +159,11 @@ def run_finetune(args: argparse.Namespace) -> int:
     y, val_y = data.train.y, (data.val.y if data.val is not None else None)
     if y is None:
         raise DataError(f"Fine-tuning learns from labels, but the data set {data.name!r} has none.")
+    classes = int(model.config.num_classes)
+    for labels in (y, val_y):
+        if labels is not None and labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= classes):
+            raise DataError(f"The model classifies {classes} classes, so labels must lie in 0..{classes - 1}; "
+                            f"{data.name!r} has labels from {int(labels.min())} to {int(labels.max())}.")
     out.mkdir(parents=True, exist_ok=True)
     pretrain_seconds = 0.0
     if args.model and args.pretrain_epochs > 0:

@@ -198,7 +198,8 @@ def read_table(path: str | Path, label_column: str | None = None) -> Arrays:
         else:
             frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
     except Exception as exc:  # pandas and pyarrow raise many types for a malformed file
-        raise DataError(f"Table {path} could not be read ({exc}); expected a well-formed {suffix[1:]} file.") from exc
+        reason = " ".join(str(exc).split())   # pandas' messages span lines
+        raise DataError(f"Table {path} could not be read ({reason}); expected a well-formed {suffix[1:]} file.") from exc
     y = None
     if label_column is not None:
         if label_column not in frame.columns:
