@@ -100,6 +100,14 @@ def test_bad_requests_are_user_errors(arrays):
         compare(arrays, methods=["ae"], method_options={"ae": {"epochs": 3}}, verbose=False)
     with pytest.raises(ConfigError, match="Unknown option 'bogus' for pca"):
         compare(arrays, methods=["pca"], method_options={"pca": {"bogus": 1}}, verbose=False)
+    with pytest.raises(ConfigError, match="encodes X together with its labels"):
+        compare(arrays, methods=["cvae"], verbose=False)
+    with pytest.raises(ConfigError, match="must be lists"):
+        compare(arrays, methods="pca", verbose=False)
+    with pytest.raises(ConfigError, match="must be lists"):
+        compare(arrays, methods=["pca"], dims=2, verbose=False)
+    with pytest.raises(ConfigError, match="must map a method's name to a dict"):
+        compare(arrays, methods=["pca"], method_options={"pca": 3}, verbose=False)
     with pytest.raises(ConfigError, match="max_epochs=0 must be a positive integer"):
         compare(arrays, methods=["ae"], method_options={"ae": {"max_epochs": 0}}, verbose=False)
     for what, value in (("max_train", -5), ("max_train", 0), ("trust_points", 3), ("inverse_points", 0)):

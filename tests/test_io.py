@@ -59,6 +59,14 @@ def test_truncated_weights_without_recorded_checksum(saved):
         from_pretrained(path)
 
 
+def test_saving_onto_a_file_is_refused(saved, tmp_path):
+    model, _ = saved
+    (tmp_path / "afile").write_text("keep me")
+    with pytest.raises(CheckpointError, match="it is a file"):
+        model.save_pretrained(tmp_path / "afile")
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
 def test_corrupt_config(saved):
     _, path = saved
     (path / "config.json").write_text("{not json")

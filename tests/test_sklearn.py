@@ -5,6 +5,7 @@ score is the ELBO recomputed with torch.distributions."""
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 
@@ -19,7 +20,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from aekit.errors import CheckpointError, ConfigError
+from aekit.errors import CheckpointError, ConfigError, DataError
 from aekit.sklearn import AutoencoderReducer, VAEReducer
 
 # Check-time training is tiny: the checks test the API, not the fit.
@@ -125,6 +126,14 @@ def test_pickle_clone_and_save_pretrained(digits, tmp_path):
         AutoencoderReducer.from_pretrained(tmp_path / "VAEReducer")  # holds a VAEReducer
     with pytest.raises(CheckpointError):
         VAEReducer.from_pretrained(tmp_path / "missing")
+    meta_path = tmp_path / "VAEReducer" / "estimator.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "params": {**meta["params"], "n_components": 5}}))
+    with pytest.raises(CheckpointError, match="do not belong together"):
+        VAEReducer.from_pretrained(tmp_path / "VAEReducer")
+    meta_path.write_text(json.dumps({k: v for k, v in meta.items() if k != "n_features_in_"}))
+    with pytest.raises(CheckpointError, match="lacks a valid n_features_in_"):
+        VAEReducer.from_pretrained(tmp_path / "VAEReducer")
 
 
 def test_pickle_does_not_pickle_torch_modules(digits):
@@ -176,6 +185,33 @@ def test_user_errors(digits):
         VAEReducer(train_options={"nonsense": 1}).fit(X)
     with pytest.raises(ConfigError, match="train_options"):
         AutoencoderReducer(train_options="cosine").fit(X)
+
+
+def test_label_models_in_reducers_and_fitted_sizes(digits):
+    """Stacked models learn any labels through classes_; M2 is sent to M2Classifier; conditions must be
+    finite; a [0, 1] decoder refuses other data; changing a parameter after fit does not break the fit."""
+    X, y = digits
+    X, names = X[:300], np.array(list("abcdefghij"))[y[:300]]
+    with pytest.raises(ConfigError, match="use aekit.sklearn.M2Classifier"):
+        VAEReducer(model="m2").fit(X, y[:300])
+    stacked = AutoencoderReducer(model="stacked_ae", hidden_dims=(16,), max_epochs=1, random_state=0).fit(X, names)
+    assert list(stacked.classes_) == list("abcdefghij") and stacked.model_.config.num_classes == 10
+    assert stacked.transform(X[:5]).shape == (5, 2)
+    with pytest.raises(DataError, match="learns from labels"):
+        AutoencoderReducer(model="stacked_ae", max_epochs=1).fit(X)
+    labels = y[:300].astype(float)
+    labels[3] = np.nan
+    with pytest.raises(DataError, match="missing"):
+        VAEReducer(model="cvae", max_epochs=1).fit(X, labels)
+    with pytest.raises(DataError, match="finite"):
+        VAEReducer(model="cvae", max_epochs=1).fit(X, np.full((300, 2), np.nan))
+    with pytest.raises(DataError, match=r"likelihood='bernoulli' needs x in \[0, 1\]"):
+        VAEReducer(model_options={"likelihood": "bernoulli"}, max_epochs=1).fit(X * 16)
+    ae = AutoencoderReducer(hidden_dims=(16,), max_epochs=1, random_state=0).fit(X)
+    before = ae.transform(X[:5])
+    ae.set_params(n_components=5)                       # not refitted: the fitted model still answers
+    np.testing.assert_array_equal(ae.transform(X[:5]), before)
+    assert ae.inverse_transform(before).shape == (5, 64)
 
 
 def test_train_options_reach_the_trainer_and_survive_saving(digits, tmp_path):

@@ -182,6 +182,29 @@ def test_labelled_subset_is_balanced_and_seeded():
         labelled_subset(y, 2000, seed=0)
 
 
+def test_api_user_errors_and_unsigned_labels(digits_batch):
+    from aekit.semi import fit_m1_m2
+    from aekit.semi_sklearn import M2Classifier
+
+    y8 = (np.arange(100) % 10).astype(np.uint8)      # MNIST's labels as numpy reads them
+    sub = labelled_subset(y8, 20, seed=0)
+    assert sub.dtype == np.int64 and set(np.unique(sub)) == {-1, *range(10)}
+    x = torch.rand(100, 6)
+    with pytest.raises(DataError, match="every label is -1"):   # before M1 is trained
+        fit_m1_m2(x, torch.full((100,), -1), num_classes=10)
+    X = np.random.default_rng(0).random((60, 6)).astype(np.float32)
+    lab = np.where(np.arange(60) < 20, np.arange(60) % 2, -1)
+    for bad, match in (({"hidden_dims": 16}, "hidden_dims=16 must be a list"), ({"alpha": "x"}, "alpha='x'"),
+                       ({"latent_dim": 2.7}, "latent_dim=2.7 must be a positive integer"),
+                       ({"model_options": [1]}, "model_options=\\[1\\] must be a dict"),
+                       ({"learning_rate": "x"}, "learning_rate='x'")):
+        with pytest.raises(ConfigError, match=match):
+            M2Classifier(**bad).fit(X, lab)
+    clf = M2Classifier(hidden_dims=(8,), latent_dim=2, max_epochs=1, random_state=0).fit(X, lab)
+    clf.set_params(stack_m1=True)                      # not refitted: predict uses the model as fitted
+    assert clf.predict(X[:4]).shape == (4,)
+
+
 def test_oversampling_reaches_the_fraction_and_copies_rows():
     x = torch.randn(1000, 3)
     y = labelled_subset(torch.arange(1000) % 10, 20, seed=0)

@@ -7,9 +7,10 @@ import csv
 import pytest
 import torch
 
-from aekit import ConfigError, TrainingError, from_pretrained, registry
+from aekit import ConfigError, DataError, TrainingError, from_pretrained, registry
 from aekit.config import TrainConfig
 from aekit.io import load_state
+from aekit.models.base import LossOutput
 from aekit.train import fit
 from conftest import tiny_options
 
@@ -192,9 +193,49 @@ def test_non_finite_loss_stops_and_keeps_last_good_weights(data, tmp_path):
     good = weights(m)
     bad = x.clone()
     bad[5, 0, 0, 0] = float("nan")
-    with pytest.raises(TrainingError, match="not finite.*learning rate"):
+    with pytest.raises(DataError, match="x has 1 NaN or infinite values"):   # bad data: refused before training
         fit(m, bad, config=TrainConfig(epochs=2, batch_size=64, progress=False))
-    assert same(good, weights(m))
+    original, steps = m.loss, []
+
+    def diverging(xb, out, yb=None):   # the loss turns NaN after a few good steps, as a diverging run does
+        lo = original(xb, out, yb)
+        steps.append(1)
+        return LossOutput(lo.total * float("nan"), lo.terms) if len(steps) > 3 else lo
+
+    m.loss = diverging
+    with pytest.raises(TrainingError, match="not finite.*learning rate"):
+        fit(m, x, config=TrainConfig(epochs=2, batch_size=64, progress=False))
+    assert len(steps) > 3 and same(good, weights(m))
+
+
+def test_inputs_the_model_cannot_use_are_refused_in_one_sentence(data):
+    import numpy as np
+
+    from aekit.evaluate import density_report, elbo_terms, log_likelihood
+    from aekit.evaluate.report import evaluate_model
+
+    x, vx = data
+    m = vae()
+    c = TrainConfig(epochs=1, batch_size=64, progress=False)
+    for bad, match in ((x.numpy(), "must be a torch.Tensor"), (x.double(), "has dtype torch.float64"),
+                       (x.reshape(x.shape[0], -1)[:, :10], "the model takes"), (x[:0], "no rows"),
+                       (x * 3, "needs x in \\[0, 1\\]")):
+        with pytest.raises(DataError, match=match):
+            fit(m, bad, config=c)
+    with pytest.raises(DataError, match="val_x has shape"):
+        fit(m, x, config=c, val_x=vx[:, :, :4])
+    with pytest.raises(DataError, match="one row per input"):
+        fit(m, x, torch.zeros(3, dtype=torch.long), config=c)
+    with pytest.raises(DataError, match="no rows"):
+        log_likelihood(m, x[:0], k=2)
+    with pytest.raises(ConfigError, match="k=-1"):
+        density_report(m, x[:8], k=-1)
+    with pytest.raises(ConfigError, match="batch_size=0"):
+        elbo_terms(m, x[:8], batch_size=0)
+    m.train()
+    evaluate_model(m, x[:8])
+    assert m.training                                   # the caller's mode is restored
+    assert registry.build("vae", {**tiny_options(registry.REGISTRY["vae"][1]), "latent_dim": np.int64(3)}).config.latent_dim == 3
 
 
 def test_schedules_and_optimizers_run(data):

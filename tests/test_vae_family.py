@@ -380,6 +380,13 @@ def test_latent_diagnostics_measure_centre_areas_and_holes(tmp_path):
     assert d["fitted_hole_fraction"] > 0.5 and d["class_area_ratio"] < 1.2
     path = diagnostics.save_scatter_panels({"AE": (ae_like, lab), "VAE": (prior_like, labels)}, tmp_path / "s.png")
     assert path.is_file()
+    for args, kw, error, match in (((prior_like[:, 0],), {}, DataError, "tensor \\(N, D\\)"),
+                                   ((prior_like.numpy(),), {}, DataError, "tensor \\(N, D\\)"),
+                                   ((prior_like, labels[:10]), {}, DataError, "4000 labels"),
+                                   ((prior_like.clone().fill_(float("nan")),), {}, DataError, "NaN"),
+                                   ((prior_like[:20],), {"k": 100}, ConfigError, "k=100")):
+        with pytest.raises(error, match=match):
+            diagnostics.latent_diagnostics(*args, **kw)
 
 
 def test_study_commands_run_end_to_end(tmp_path, capsys):

@@ -139,6 +139,10 @@ def compare(
     restricts a method to some latent sizes (its rows at the others say skipped). A progress line per
     method goes to ``log`` (stderr by default) when ``verbose``.
     """
+    if isinstance(methods, str) or isinstance(dims, (int, str)) or not all(isinstance(d, (int, np.integer)) for d in dims):
+        raise ConfigError(f"methods={methods!r} and dims={dims!r} must be lists, e.g. methods=['pca', 'ae'], dims=[2, 16].")
+    if not isinstance(method_options or {}, dict) or not all(isinstance(v, dict) for v in (method_options or {}).values()):
+        raise ConfigError(f"method_options={method_options!r} must map a method's name to a dict of its options.")
     methods, dims = list(methods), [int(d) for d in dims]
     options = {k: dict(v) for k, v in (method_options or {}).items()}
     _check_methods(methods, dims, options, method_dims)
@@ -184,6 +188,9 @@ def _check_methods(methods: list[str], dims: list[int], options: dict[str, dict[
     for m in methods:
         if m not in BASELINES and m not in registry.REGISTRY:
             raise ConfigError(f"Unknown method {m!r}; expected one of {', '.join([*BASELINES, *sorted(registry.REGISTRY)])}.")
+        if m in registry.REGISTRY and registry.get(m)[0].is_conditional:
+            raise ConfigError(f"Method {m!r} encodes X together with its labels, so it cannot embed test data alone; "
+                              "compare unconditional models (e.g. ae, vae).")
     for m in method_dims or {}:
         if m not in methods:
             raise ConfigError(f"method_dims names {m!r}, which is not among the methods compared ({', '.join(methods)}).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -52,7 +53,7 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
             return value.lower() in ("true", "1", "yes")
         raise ConfigError(f"{name}={value!r} must be true or false.")
     if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):   # numpy integers too
             raise ConfigError(f"{name}={value!r} must be an integer.")
         try:
             as_float = float(value)

@@ -87,6 +87,8 @@ def save_pretrained(model: torch.nn.Module, directory: str | Path, **extra: Any)
 
     model = getattr(model, "module", model)
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"Cannot save a model into {str(directory)!r}: it is a file, not a folder.")
     directory.mkdir(parents=True, exist_ok=True)
     # safetensors needs contiguous tensors that share no memory.
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}

@@ -46,7 +46,8 @@ def labelled_subset(y: Any, n_labels: int, seed: int = 0) -> Any:
     """Keep ``n_labels`` labels, the same number from each class, and set every other label to -1.
 
     ``y``: integer labels (N,) as a torch tensor or numpy array (rows already -1 stay unlabelled);
-    the result has the same type. Classes are those present in ``y``; when ``n_labels`` is not a
+    the result has the same type (a tensor: int64; an array: its dtype unless that is unsigned, as
+    MNIST's uint8 labels are, which cannot hold -1: then int64). Classes are those present in ``y``; when ``n_labels`` is not a
     multiple of their number, the remainder goes to classes chosen at random. The draw depends only
     on ``seed`` (a torch.Generator), so the same seed gives the same subset everywhere.
     """
@@ -76,8 +77,9 @@ def labelled_subset(y: Any, n_labels: int, seed: int = 0) -> Any:
     kept = torch.cat(keep)
     out[kept] = t[kept]
     if is_numpy:
-        return out.numpy().astype(np.asarray(y).dtype, copy=False)
-    return out.to(y.device)
+        dtype = np.asarray(y).dtype
+        return out.numpy().astype(np.int64 if dtype.kind in "ub" else dtype, copy=False)
+    return out.to(y.device)   # int64
 
 
 def oversample_labelled(x: torch.Tensor, y: torch.Tensor, labelled_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -320,6 +322,7 @@ def fit_m1_m2(x: torch.Tensor, y: torch.Tensor, *, num_classes: int | None = Non
     """
     y = torch.as_tensor(y).long()
     k = int(num_classes or (int(y.max()) + 1))
+    y = _check_labels(y, x.shape[0], k)   # before M1 is trained
     if m1 is None:
         m1 = fit_m1(x, config=m1_config, train_config=m1_train, binarize=binarize)
     m1.eval()

@@ -47,8 +47,34 @@ def _classifier_has(name: str) -> Any:
 class _SemiBase(ClassifierMixin, BaseEstimator):
     """Label handling, seeding, batching and pickling shared by the two classifiers."""
 
+    _POSITIVE_INTS = ("latent_dim", "m1_latent_dim", "m1_max_epochs", "m1_k", "k", "max_epochs", "batch_size")
+    _SIZES = ("hidden_dims", "m1_hidden_dims")
+    _OPTION_DICTS = ("model_options", "train_options")
+
+    def _check_params(self) -> None:
+        """Each parameter of the right kind, in one sentence (ConfigError), before anything is trained."""
+        params = self.get_params(deep=False)
+        for name in self._POSITIVE_INTS:
+            v = params.get(name, 1)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"{name}={v!r} must be a positive integer.")
+        for name in self._SIZES:
+            v = params.get(name, ())
+            if isinstance(v, (str, bytes)) or not hasattr(v, "__iter__") or not all(
+                    isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h > 0 for h in v):
+                raise ConfigError(f"{name}={v!r} must be a list of positive layer sizes, e.g. (500,).")
+        for name in self._OPTION_DICTS:
+            if params.get(name) is not None and not isinstance(params[name], dict):
+                raise ConfigError(f"{name}={params[name]!r} must be a dict of options or None.")
+        lr, alpha = params.get("learning_rate", 1.0), params.get("alpha", 0.0)
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)) or not lr > 0:
+            raise ConfigError(f"learning_rate={lr!r} must be a positive number.")
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)) or not alpha >= 0:
+            raise ConfigError(f"alpha={alpha!r} must be a non-negative number.")
+
     def _split_labels(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Validate X and y; set classes_; return X and integer codes (-1 for unlabelled rows)."""
+        """Check the parameters, validate X and y; set classes_; return X and integer codes (-1 for unlabelled rows)."""
+        self._check_params()
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y (use -1 for unlabelled rows).")
         X, y = validate_data(self, X, y, dtype=_FLOATS, y_numeric=False)
@@ -171,12 +197,13 @@ class M2Classifier(_SemiBase):
                                              "likelihood": self._likelihood(X), **m2_options})
                 self.model_ = fit_m2(x, yt, config=config, train_config=train,
                                      labelled_fraction=self.labelled_fraction)
+                self.m1_, self.m1_dims_ = None, None   # no M1 in this fit (an earlier fit's is dropped)
         return self
 
     def _inputs(self, X: Any) -> torch.Tensor:
         check_is_fitted(self)
         x = self._tensor(validate_data(self, X, dtype=_FLOATS, reset=False))
-        if self.stack_m1:
+        if getattr(self, "m1_", None) is not None:   # as fitted, whatever stack_m1 says now
             from .semi import posterior_codes
 
             x = posterior_codes(self.m1_, x, torch.from_numpy(self.m1_dims_))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,7 +32,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import registry
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, DataError
 from .nn import model_device
 from .semi_sklearn import M1Classifier, M2Classifier  # noqa: F401  semi-supervised classifiers (Kingma et al. 2014)
 
@@ -62,6 +63,9 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _model_class(self) -> tuple[type, type]:
         model_cls, config_cls = registry.get(self.model)
+        if model_cls.uses_labels and model_cls.is_conditional:
+            raise ConfigError(f"model={self.model!r} is a semi-supervised classifier (labels, -1 for unlabelled rows); "
+                              "use aekit.sklearn.M2Classifier.")
         if self._needs_likelihood and not model_cls.has_likelihood:
             raise ConfigError(
                 f"model={self.model!r} has no likelihood (no ELBO), so {type(self).__name__} cannot use it; "
@@ -79,21 +83,35 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                               "(fit(X, y), transform(X, y), inverse_transform(Z, y)).")
         arr = np.asarray(y)
         if arr.ndim not in (1, 2) or arr.shape[0] != n_rows:
-            raise ValueError(f"y has shape {arr.shape}; expected {n_rows} labels or {n_rows} condition vectors.")
-        if fitting:
-            self.classes_ = np.unique(arr) if arr.ndim == 1 else None
-            self.condition_width_ = len(self.classes_) if arr.ndim == 1 else int(arr.shape[1])
+            raise DataError(f"y has shape {arr.shape}; expected {n_rows} labels or {n_rows} condition vectors.")
         if arr.ndim == 2:
+            if arr.dtype.kind not in "biuf" or not np.isfinite(arr.astype(np.float64)).all():
+                raise DataError("y's condition vectors must be finite numbers.")
+            if fitting:
+                self.classes_, self.condition_width_ = None, int(arr.shape[1])
             if self.classes_ is not None or arr.shape[1] != self.condition_width_:
-                raise ValueError(f"y has condition vectors of width {arr.shape[1]}; the model was fitted on "
-                                 + ("labels." if self.classes_ is not None else f"width {self.condition_width_}."))
+                raise DataError(f"y has condition vectors of width {arr.shape[1]}; the model was fitted on "
+                                + ("labels." if self.classes_ is not None else f"width {self.condition_width_}."))
             return torch.as_tensor(arr, dtype=torch.float32)
+        if fitting:
+            self._fit_classes(arr)
+            self.condition_width_ = len(self.classes_)
         if self.classes_ is None:
-            raise ValueError("y holds labels; the model was fitted on condition vectors.")
+            raise DataError("y holds labels; the model was fitted on condition vectors.")
+        return self._class_indices(arr)
+
+    def _fit_classes(self, arr: np.ndarray) -> None:
+        """``classes_``: the sorted distinct labels of y (any type; missing values refused)."""
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all() or arr.dtype.kind == "O" and any(v is None for v in arr):
+            raise DataError("y has missing (NaN or None) labels; expected a label on every row.")
+        self.classes_ = np.unique(arr)
+
+    def _class_indices(self, arr: np.ndarray) -> torch.Tensor:
+        """Labels as indices into ``classes_``, (N,) long; a label not seen in fit is refused."""
         idx = np.clip(np.searchsorted(self.classes_, arr), 0, len(self.classes_) - 1)
         unseen = self.classes_[idx] != arr
         if unseen.any():
-            raise ValueError(f"y holds labels not seen in fit, e.g. {arr[unseen][0]!r}; known: {list(self.classes_)}.")
+            raise DataError(f"y holds labels not seen in fit, e.g. {arr[unseen][0]!r}; known: {list(self.classes_)}.")
         return torch.as_tensor(idx, dtype=torch.long)
 
     def _build_config(self, config_cls: type, X: np.ndarray) -> Any:
@@ -109,6 +127,8 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         options.update(input_shape=shape, latent_dim=int(self.n_components), hidden_dims=tuple(self.hidden_dims))
         if getattr(self, "condition_width_", None) is not None:
             options.setdefault("num_classes", self.condition_width_)
+        elif getattr(self, "classes_", None) is not None:   # the classes a stacked model's head predicts
+            options.setdefault("num_classes", len(self.classes_))
         names = {f.name for f in dataclasses.fields(config_cls)}
         if "likelihood" in names and "likelihood" not in options:
             # Bernoulli (sigmoid outputs, cross-entropy) suits data in [0, 1] such as pixel
@@ -130,13 +150,18 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X = validate_data(self, X, dtype=_FLOATS)
         model_cls, config_cls = self._model_class()
         self.classes_, self.condition_width_ = None, None
-        conditions = self._conditions(model_cls.is_conditional, y, X.shape[0], fitting=True)
+        labels = self._conditions(model_cls.is_conditional, y, X.shape[0], fitting=True)
+        if model_cls.uses_labels and labels is None:   # a classifier trained along (stacked): labels of any type
+            if y is None:
+                raise DataError(f"model={self.model!r} learns from labels; give them with X (fit(X, y)).")
+            arr = np.asarray(y)
+            if arr.shape != (X.shape[0],):
+                raise DataError(f"y has shape {arr.shape}; expected {X.shape[0]} labels.")
+            self._fit_classes(arr)
+            labels = self._class_indices(arr)
         config = self._build_config(config_cls, X)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         train_config = estimator_train_config(self, self.max_epochs, seed)
-        labels = conditions
-        if y is not None and model_cls.uses_labels and labels is None:
-            labels = torch.as_tensor(np.asarray(y), dtype=torch.long)
         printer = None
         if self.verbose:
             def printer(row: dict[str, float]) -> None:
@@ -180,7 +205,7 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X = validate_data(self, X, dtype=_FLOATS, reset=False)
         c = self._fitted_conditions(y, X.shape[0])
         Z = self._map(self.model_.embed, _as_tensor(X, self.model_.config.input_shape), c)
-        return Z.reshape(X.shape[0], self.n_components).astype(X.dtype, copy=False)
+        return Z.reshape(X.shape[0], self._n_features_out).astype(X.dtype, copy=False)   # the fitted size
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         """fit(X, y), then transform(X) (with y for a conditional model)."""
@@ -192,8 +217,9 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         y as in transform."""
         check_is_fitted(self)
         Z = check_array(X, dtype=_FLOATS)
-        if Z.shape[1] != self.n_components:
-            raise ValueError(f"inverse_transform got codes with {Z.shape[1]} columns; expected n_components={self.n_components}.")
+        if Z.shape[1] != self._n_features_out:
+            raise DataError(f"inverse_transform got codes with {Z.shape[1]} columns; the model was fitted with "
+                            f"n_components={self._n_features_out}.")
         c = self._fitted_conditions(y, Z.shape[0])
         out = self._map(lambda z, cb: self.model_.decode(z, cb).mean(), _as_tensor(Z, (Z.shape[1],)), c)
         return out.reshape(Z.shape[0], self.n_features_in_).astype(Z.dtype, copy=False)
@@ -272,7 +298,15 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         except TypeError as exc:
             raise CheckpointError(f"{str(path)!r} has parameters {target.__name__} does not take ({exc}).") from None
         est.model_ = from_pretrained(directory)
-        est.n_features_in_ = int(meta["n_features_in_"])
+        try:
+            est.n_features_in_ = int(meta["n_features_in_"])
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{str(path)!r} lacks a valid n_features_in_ (the number of input features).") from None
+        model_in = math.prod(est.model_.config.input_shape)
+        if est.n_features_in_ != model_in or int(est.model_.config.latent_dim) != int(est.n_components):
+            raise CheckpointError(f"{str(path)!r} describes {est.n_features_in_} features and n_components="
+                                  f"{est.n_components}, but the saved model takes {model_in} and codes "
+                                  f"{est.model_.config.latent_dim}: the two files do not belong together.")
         if meta.get("feature_names_in_"):
             est.feature_names_in_ = np.asarray(meta["feature_names_in_"], dtype=object)
         est.n_iter_ = int(meta.get("n_iter_", 0))

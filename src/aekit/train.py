@@ -232,6 +232,11 @@ def fit(
     overwritten unless ``resume`` is asked for.
     """
     c = config
+    check = getattr(dist.unwrap(model), "check_inputs", None)   # wrong data: one sentence before any work
+    if check is not None:
+        check(x, y, binarize=binarize)
+        if val_x is not None:
+            check(val_x, val_y, name="val_x", binarize=binarize)
     dist.init(c.device)
     device = torch.device(c.device)
     run = Path(run_dir) if run_dir is not None else None

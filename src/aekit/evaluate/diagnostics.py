@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import torch
 
 from .. import losses
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..io import atomic_write
 
 
@@ -69,8 +69,17 @@ def latent_diagnostics(
     z: torch.Tensor, labels: torch.Tensor | None = None, *, k: int = 10, max_points: int = 5000, seed: int = 0,
 ) -> dict[str, float]:
     """The numbers above for codes z (N, D) with optional labels (N,); see the module docstring."""
+    if not isinstance(z, torch.Tensor) or z.dim() != 2:
+        raise DataError(f"Latent diagnostics need codes z as a tensor (N, D); got {getattr(z, 'shape', type(z).__name__)}.")
     z = z.detach().double().cpu()
     n, d = z.shape
+    if not bool(torch.isfinite(z).all()):
+        raise DataError("The codes z hold NaN or infinite values; expected finite codes.")
+    if labels is not None and (not isinstance(labels, torch.Tensor) or tuple(labels.shape) != (n,)):
+        raise DataError(f"labels must be a tensor of {n} labels, one per code; got {getattr(labels, 'shape', type(labels).__name__)}.")
+    pool = 2 * min(n, max_points) - 1   # codes and prior draws, less the point itself
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= pool:
+        raise ConfigError(f"k={k!r} must be a whole number of neighbours from 1 to {pool}.")
     if n < d + 2:
         raise ConfigError(f"Latent diagnostics need more codes than dimensions; got {n} codes of dimension {d}.")
     gen = torch.Generator().manual_seed(seed)

@@ -42,6 +42,8 @@ def _wide(t: torch.Tensor) -> torch.Tensor:
 
 
 def _on_model(model: Any, x: torch.Tensor, y: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    if hasattr(model, "check_inputs"):
+        model.check_inputs(x, y)
     dev = model_device(model)
     return x.to(dev), (None if y is None else y.to(dev))
 
@@ -104,6 +106,8 @@ def elbo_terms(
         _check(model, "elbo")
     else:
         _check(model, "elbo_terms")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size!r} must be a positive integer.")
     x, y = _on_model(model, x, y)
     was_training = model.training
     model.eval()
@@ -142,6 +146,8 @@ def density_report(
     For a density decoder (Gaussian, continuous Bernoulli) the bits/dim are also given for 8-bit data
     (``*_bits_per_dim_8bit``: each value read as one of 256 levels).
     """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ConfigError(f"k={k!r} must be 0 (no log-likelihood) or a positive number of importance samples.")
     dims = math.prod(x.shape[1:])
     t0 = time.perf_counter()
     terms = elbo_terms(model, x, y, batch_size=batch_size, seed=seed)

@@ -48,14 +48,25 @@ def evaluate_model(model: Any, x: torch.Tensor, y: torch.Tensor | None = None, *
     ``chunk_size``: (sample, datapoint) pairs per pass of the log-likelihood (memory against speed).
     Every value is a float except ``kl_per_dim``, a list with one KL in nats per latent dimension.
     """
-    from ..train import evaluate_loss
-    from .latent import latent_statistics
-    from .likelihood import DEFAULT_CHUNK, density_report
+    from .likelihood import DEFAULT_CHUNK
 
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ConfigError(f"k={k!r} must be 0 (no log-likelihood) or a positive number of importance samples.")
     chunk_size = DEFAULT_CHUNK if chunk_size is None else chunk_size
+    was_training = model.training
     model.eval()
+    try:
+        return _evaluate(model, x, y, k, batch_size, raw_x, chunk_size)
+    finally:
+        model.train(was_training)
+
+
+def _evaluate(model: Any, x: torch.Tensor, y: torch.Tensor | None, k: int, batch_size: int,
+              raw_x: torch.Tensor | None, chunk_size: int) -> dict[str, Any]:
+    from ..train import evaluate_loss
+    from .latent import latent_statistics
+    from .likelihood import density_report
+
     yl = labels_for(model, y)
     result: dict[str, Any] = {"n": float(x.shape[0])}
     result.update(evaluate_loss(model, x, y, batch_size=batch_size))

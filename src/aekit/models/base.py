@@ -8,6 +8,7 @@ class attributes that the trainer, the CLI and the evaluators ask instead of a m
 from __future__ import annotations
 
 import abc
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,8 +17,8 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from ..errors import AekitError, ConfigError
-from ..nn import Decoder, DecoderOutput, OutputHead
+from ..errors import AekitError, ConfigError, DataError
+from ..nn import UNIT_INTERVAL_LIKELIHOODS, Decoder, DecoderOutput, OutputHead
 
 
 @dataclass
@@ -93,7 +94,41 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         raise AekitError(f"{type(self).__name__} is not a generative model and cannot sample.")
 
+    def input_item_shapes(self) -> list[tuple[int, ...]]:
+        """The shapes one input item may have (an MLP flattens, so only their sizes must match)."""
+        return [tuple(self.config.input_shape)]
+
     @torch.no_grad()
+    def check_inputs(self, x: Any, y: Any = None, *, name: str = "x", binarize: bool = False) -> None:
+        """Refuse, in one sentence (DataError), inputs this model cannot use: not a floating-point tensor
+        of the weights' dtype, no rows, items that do not fit ``input_shape``, NaN or infinite values,
+        values outside [0, 1] for a [0, 1] decoder or dynamic binarization, labels of another length."""
+        if not isinstance(x, torch.Tensor):
+            raise DataError(f"{name} must be a torch.Tensor, got {type(x).__name__}; convert it with "
+                            "torch.as_tensor(..., dtype=torch.float32).")
+        weights = next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.float32)
+        if x.dtype != weights:
+            raise DataError(f"{name} has dtype {x.dtype}; the model's weights are {weights} (use {name}.to({weights})).")
+        shapes, items = self.input_item_shapes(), tuple(x.shape[1:])
+        conv = getattr(self.config, "architecture", "mlp") == "conv"
+        fits = any(items == s if conv else math.prod(items) == math.prod(s) for s in shapes)
+        if x.dim() < 2 or not fits:
+            want = " or ".join(f"(N, {', '.join(map(str, s))})" for s in shapes)
+            raise DataError(f"{name} has shape {tuple(x.shape)}; the model takes {want}.")
+        if x.shape[0] == 0:
+            raise DataError(f"{name} has no rows.")
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise DataError(f"{name} has {bad} NaN or infinite values; expected only finite numbers.")
+        likelihood = getattr(self.config, "likelihood", None)
+        if (binarize or likelihood in UNIT_INTERVAL_LIKELIHOODS) and (x.min() < 0 or x.max() > 1):
+            need = "dynamic binarization" if binarize else f"likelihood={likelihood!r}"
+            raise DataError(f"{need} needs {name} in [0, 1], but it spans [{float(x.min()):.3g}, {float(x.max()):.3g}]; "
+                            "scale the data or use a Gaussian decoder.")
+        if y is not None and (not isinstance(y, torch.Tensor) or y.dim() < 1 or y.shape[0] != x.shape[0]):
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise DataError(f"The labels of {name} must be a tensor with one row per input ({x.shape[0]}); got {got}.")
+
     def init_from_data(self, x: torch.Tensor) -> None:
         """Data-dependent initialization before the first training step; the trainer calls it on a
         model that has taken no step. With ``config.output_bias == "data"`` the decoder's output bias

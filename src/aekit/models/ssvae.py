@@ -159,6 +159,10 @@ class M2(Autoencoder):
             self.encoder_y[:, d:].zero_()
 
     # -- inputs and labels ------------------------------------------------------------------------
+    def input_item_shapes(self) -> list[tuple[int, ...]]:
+        shape = tuple(self.config.input_shape)
+        return [shape, (2, *shape)] if self.config.input_noise == "gaussian" else [shape]
+
     def features(self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """The modelled features (N, *input_shape): under input_noise='gaussian' a (N, 2, *input_shape)
         input is a posterior (mean, log-variance) and gives a draw (``sample``) or its mean."""
