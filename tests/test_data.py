@@ -296,9 +296,20 @@ def test_offline_lookup_order_and_errors(tmp_path, monkeypatch):
     assert fetch_file("toy", spec, [], download=False) == flat / "f.bin"  # <AEKIT_DATA>/<file>
     assert fetch_file("toy", spec, [], data_dir=tmp_path / "nested", download=False) == nested / "f.bin"
     (flat / "f.bin").write_bytes(b"bad!")
-    with pytest.raises(ChecksumError, match="expected"):
+    with pytest.raises(ChecksumError, match="not the published f.bin; no other copy was found"):
         fetch_file("toy", spec, [], download=False)
     assert (flat / "f.bin").read_bytes() == b"bad!"  # a user's file is never deleted
+    # Another data set's file of the same name in an earlier folder is passed over, not trusted or blamed.
+    monkeypatch.setenv("AEKIT_DATA", str(tmp_path / "nested"))
+    assert fetch_file("toy", spec, [], data_dir=flat, download=False) == nested / "f.bin"
+    # A bad copy in the cache (aekit's own folder) is downloaded again.
+    monkeypatch.delenv("AEKIT_DATA")
+    server = tmp_path / "server"
+    server.mkdir()
+    (server / "f.bin").write_bytes(b"good")
+    (tmp_path / "cache" / "toy").mkdir(parents=True)
+    (tmp_path / "cache" / "toy" / "f.bin").write_bytes(b"oops")
+    assert fetch_file("toy", spec, [server.as_uri()]).read_bytes() == b"good"
 
 
 def test_resolve_file_and_list_datasets_with_aekit_data(tmp_path, monkeypatch):
@@ -312,6 +323,13 @@ def test_resolve_file_and_list_datasets_with_aekit_data(tmp_path, monkeypatch):
     assert rows["digits"]["present"] and not rows["kmnist"]["present"] and rows["kmnist"]["location"] is None
     with pytest.raises(DataError):
         resolve_file("mnist", "nope.gz")
+    labels = tmp_path / "data" / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:-1])      # not the published size: not counted as present
+    assert not {r["name"]: r for r in list_datasets()}["mnist"]["present"]
+    with pytest.raises(ConfigError, match="seed="):
+        load_dataset("digits", seed=1.5)
+    with pytest.raises(DataError, match="leaves no digits to train on"):
+        load_dataset("digits", test_fraction=0.9)
 
 
 # ----------------------------------------------------------------------------------- preprocessing

@@ -43,7 +43,7 @@ def atomic_write(path: Path, write: Any) -> None:
     except OSError as exc:   # name the file the user asked for, not the temporary one
         raise OSError(exc.errno, f"Cannot write there ({exc.strerror})", str(path)) from None
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes it private; the file gets the usual permissions
+    os.chmod(tmp, new_file_mode())   # mkstemp makes it private; the file gets the usual permissions
     try:
         write(Path(tmp))
         os.replace(tmp, path)
@@ -52,10 +52,11 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
-def _umask() -> int:
+def new_file_mode() -> int:
+    """The permissions a new file gets under the process's umask (mkstemp's own are 0600)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:

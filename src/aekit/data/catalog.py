@@ -64,6 +64,9 @@ def _load_digits(spec: DatasetSpec, *, validation, test_fraction, seed, **_) -> 
     n_test = int(round(test_fraction * n))
     # Default validation is 10% of the whole set; an explicit value counts from the training pool.
     n_val = int(round(0.1 * n)) if validation is None else validation_count(validation, n - n_test, "digits")
+    if n - n_test - n_val < 1:
+        raise DataError(f"test_fraction={test_fraction!r} with {n_val} validation images leaves no digits to train on; "
+                        "ask for a smaller test or validation share.")
     test_idx, val_idx, train_idx = random_partition(n, [n_test, n_val], seed)
     full = Split(x, y)
     return DatasetSplits(
@@ -203,17 +206,18 @@ def canonical_name(name: str) -> str | None:
 def list_datasets(data_dir: str | Path | None = None) -> list[dict]:
     """Describe every named data set and whether all its files are already on this machine.
 
-    ``present`` and ``location`` come from a look-up without downloading or hashing (hashes are
-    checked when the data set is loaded).
+    ``present`` and ``location`` come from a look-up without downloading or hashing: a file counts
+    when it has the published size (so another data set's file of the same name does not), and its
+    hash is checked when the data set is loaded. ``location`` lists the folders the files are in.
     """
     rows = []
     for spec in DATASETS.values():
-        found = [find_local(spec.name, f.name, data_dir) for f in spec.files]
+        found = [find_local(spec.name, f.name, data_dir, size=f.size) for f in spec.files]
         present = all(p is not None for p in found)
         if not spec.files:
             location = "bundled with scikit-learn"
         else:
-            location = str(found[0].parent) if present else None
+            location = ", ".join(dict.fromkeys(str(p.parent.resolve()) for p in found)) if present else None
         rows.append({
             "name": spec.name,
             "description": spec.description,

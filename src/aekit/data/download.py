@@ -12,6 +12,7 @@ that looks complete. Local files are checked too, once per process.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import tempfile
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aekit.errors import ChecksumError, DataError
+from aekit.io import new_file_mode
 
 logger = logging.getLogger("aekit.data")
 
@@ -74,9 +76,11 @@ def candidates(dataset: str, filename: str, data_dir: str | Path | None = None) 
     return paths
 
 
-def find_local(dataset: str, filename: str, data_dir: str | Path | None = None) -> Path | None:
-    """The first existing candidate path, unverified; None when there is none."""
-    return next((p for p in candidates(dataset, filename, data_dir) if p.is_file()), None)
+def find_local(dataset: str, filename: str, data_dir: str | Path | None = None, size: int | None = None) -> Path | None:
+    """The first existing candidate path (of ``size`` bytes when given: a cheap look that passes over
+    another data set's file of the same name), unhashed; None when there is none."""
+    return next((p for p in candidates(dataset, filename, data_dir)
+                 if p.is_file() and (size is None or p.stat().st_size == size)), None)
 
 
 def file_digest(path: Path, algorithm: str) -> str:
@@ -97,7 +101,7 @@ def verify_file(path: Path, spec: FileSpec) -> None:
     if spec.size is not None and stat.st_size != spec.size:
         raise ChecksumError(
             f"File {path} has {stat.st_size} bytes; "
-            f"expected {spec.size} (delete it or replace it with the published file)."
+            f"expected {spec.size}, so it is not the published {spec.name}."
         )
     if spec.checksum is not None:
         algorithm, expected = spec.checksum
@@ -105,7 +109,7 @@ def verify_file(path: Path, spec: FileSpec) -> None:
         if got != expected:
             raise ChecksumError(
                 f"File {path} has {algorithm.upper()} {got}; "
-                f"expected {expected} (delete it or replace it with the published file)."
+                f"expected {expected}, so it is not the published {spec.name}."
             )
     _VERIFIED.add(key)
 
@@ -117,14 +121,27 @@ def fetch_file(
     data_dir: str | Path | None = None,
     download: bool = True,
 ) -> Path:
-    """Return a verified local path for ``spec``, downloading it into the cache when needed."""
-    local = find_local(dataset, spec.name, data_dir)
-    if local is not None:
-        verify_file(local, spec)
-        return local
+    """Return a verified local path for ``spec``, downloading it into the cache when needed.
+
+    Candidates are tried in look-up order; one that is not the published file (another data set's
+    file of the same name in a flat folder, a truncated copy) is passed over, and a bad copy in the
+    cache, which aekit owns, is downloaded again. When no good copy can be had, the error names the
+    first bad one.
+    """
+    bad: ChecksumError | None = None
+    for local in candidates(dataset, spec.name, data_dir):
+        if not local.is_file():
+            continue
+        try:
+            verify_file(local, spec)
+            return local
+        except ChecksumError as exc:
+            bad = bad or exc
     looked = ", ".join(str(p) for p in candidates(dataset, spec.name, data_dir))
     how = f"pass --data-dir DIR (data_dir=) or set AEKIT_DATA to a folder holding {spec.name} or {dataset}/{spec.name}"
     if not download or not mirrors:
+        if bad is not None:
+            raise ChecksumError(f"{str(bad).rstrip('.')}; no other copy was found in {looked}; {how}.")
         reason = "downloading is off" if not download else "it has no download address"
         raise DataError(f"Data file {spec.name} of {dataset!r} was not found in {looked} and {reason}; {how}.")
     target = cache_root() / dataset / spec.name
@@ -143,11 +160,14 @@ def fetch_file(
         except ChecksumError as exc:  # a bad mirror: try the next one, report it if none is good
             mismatch = mismatch or exc
             failures.append(f"{url} (checksum mismatch)")
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             failures.append(f"{url} ({exc})")
-            logger.warning("Download of %s failed: %s", url, exc)
+            logger.debug("Download of %s failed: %s", url, exc)   # every failure is in the error below
     if mismatch is not None:
         raise mismatch
+    if bad is not None:
+        raise ChecksumError(f"{str(bad).rstrip('.')}, and no published copy could be downloaded from "
+                            f"{'; '.join(failures)}; {how}.")
     raise DataError(
         f"Data file {spec.name} of {dataset!r} was not found in {looked} "
         f"and could not be downloaded from {'; '.join(failures)}; {how}."
@@ -161,6 +181,7 @@ def _download(url: str, target: Path, spec: FileSpec) -> None:
     h = hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.name}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
+    os.chmod(tmp, new_file_mode())   # readable as any downloaded file is, not mkstemp's 0600
     try:
         size = 0
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:

@@ -26,7 +26,7 @@ from aekit.data.splits import (
     take,
     validation_count,
 )
-from aekit.errors import DataError
+from aekit.errors import ConfigError, DataError
 
 
 def load_dataset(
@@ -49,6 +49,8 @@ def load_dataset(
     """
     check_validation(validation)
     check_fraction("test_fraction", test_fraction)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+        raise ConfigError(f"seed={seed!r} must be a whole number from 0 to 2**63 - 1.")
     name = canonical_name(str(name_or_path)) if isinstance(name_or_path, str) else None
     if name is not None:
         spec = DATASETS[name]
