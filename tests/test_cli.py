@@ -95,7 +95,7 @@ def test_conditional_model_needs_labels_before_writing_anything(capsys, tmp_path
     (["--device", "foo"], "device='foo' is not a device"),
     (["--beta", "nan"], "beta=nan must be a finite number"),
     (["--architecture", "conv", "-o", "conv_channels=[0]"], "conv_channels=(0,) must be one or more positive"),
-    (["-o", "input_shape=[10]"], "input_shape=[10] does not fit the data"),
+    (["-o", "input_shape=[10]"], "the training data has shape (1258, 1, 8, 8); the model takes (N, 10)"),
     (["--likelihood", "gaussian", "--binarize", "dynamic", "--data", "WIDE"], "--binarize dynamic draws each value"),
 ])
 def test_bad_options_stop_before_the_run_folder_is_written(capsys, tmp_path, extra, match):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -149,8 +148,8 @@ def run_train(args: argparse.Namespace) -> int:
     model.preprocessing = pre
     x = pre.apply(data.train.x)
     val_x = pre.apply(data.val.x) if data.val is not None else None
-    _check_input_shape(config, tuple(x.shape[1:]))
-    _check_likelihood(config, x, pre)
+    _check_likelihood(config, x, pre)   # with the CLI's hints; then the model's own checks (shape, ...)
+    model.check_inputs(x, name="the training data", binarize=pre.binarize == "dynamic")
     y, val_y = data.train.y, (data.val.y if data.val is not None else None)
     if (model.uses_labels or model.is_conditional) and y is None:
         what = "learns from labels" if model.uses_labels else "is conditioned on labels"
@@ -238,15 +237,6 @@ def _read_run_info(path: Path) -> dict[str, Any]:
     if missing:
         raise CheckpointError(f"Cannot resume: {str(path)!r} lacks {', '.join(missing)}.")
     return saved
-
-
-def _check_input_shape(config: Any, shape: tuple[int, ...]) -> None:
-    """The model's input_shape must be the data's (an MLP needs only as many values per item)."""
-    want = tuple(getattr(config, "input_shape", shape))
-    same = want == shape if getattr(config, "architecture", "mlp") == "conv" else math.prod(want) == math.prod(shape)
-    if not same:
-        raise ConfigError(f"input_shape={list(want)} does not fit the data, whose items have shape {list(shape)}; "
-                          "leave input_shape out to take the data's.")
 
 
 def _check_likelihood(config: Any, x: torch.Tensor, pre: Any) -> None:
