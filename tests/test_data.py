@@ -10,6 +10,7 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import os
 import json
 from pathlib import Path
 
@@ -258,6 +259,13 @@ def test_download_from_file_url_is_atomic_and_verified(tmp_path, monkeypatch):
     assert tmp_file.parent == final.parent and tmp_file != final  # renamed from a temp file in the same folder
     assert sorted(p.name for p in path.parent.iterdir()) == ["f.bin"]
     assert fetch_file("toy", spec, [], download=False) == path  # found in the cache now
+    old, live = path.parent / ".g.bin.abc.part", path.parent / ".g.bin.def.part"   # a killed and a running download
+    old.write_bytes(b"x")
+    live.write_bytes(b"y")
+    os.utime(old, (0, 0))
+    (server / "g.bin").write_bytes(payload)
+    fetch_file("toy", FileSpec("g.bin", len(payload), sha256=sha256(payload)), [server.as_uri()])
+    assert not old.exists() and live.exists()
 
 
 def test_checksum_mismatch_leaves_nothing(tmp_path):
@@ -328,6 +336,8 @@ def test_resolve_file_and_list_datasets_with_aekit_data(tmp_path, monkeypatch):
     assert not {r["name"]: r for r in list_datasets()}["mnist"]["present"]
     with pytest.raises(ConfigError, match="seed="):
         load_dataset("digits", seed=1.5)
+    d = load_dataset("digits", validation=np.float32(0.25), test_fraction=np.float32(0.2))   # numpy scalars: fractions
+    assert d.val.x.shape[0] == round(0.25 * (1797 - round(0.2 * 1797)))
     with pytest.raises(DataError, match="leaves no digits to train on"):
         load_dataset("digits", test_fraction=0.9)
 

@@ -16,6 +16,7 @@ import http.client
 import logging
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ logger = logging.getLogger("aekit.data")
 
 _CHUNK = 1 << 20  # 1 MiB: streaming chunk for downloads and hashing
 _TIMEOUT_S = 60
+_STALE_PART_S = 3600  # a .part file untouched this long belongs to no running download
 
 # (resolved path, size, mtime_ns) of files whose checksum already matched in this process.
 _VERIFIED: set[tuple[str, int, int]] = set()
@@ -151,6 +153,12 @@ def fetch_file(
         raise DataError(
             f"Cache folder {target.parent} could not be created ({exc}); expected a writable folder (set AEKIT_CACHE)."
         ) from exc
+    for stale in target.parent.glob(f".{spec.name}.*.part"):   # left by a download that was killed
+        try:
+            if time.time() - stale.stat().st_mtime > _STALE_PART_S:   # a live download keeps writing to its file
+                stale.unlink()
+        except OSError:
+            pass
     failures, mismatch = [], None
     for mirror in mirrors:
         url = mirror.rstrip("/") + "/" + spec.name

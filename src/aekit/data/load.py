@@ -47,6 +47,9 @@ def load_dataset(
     the training pool, or 0 for no validation split. ``test_fraction`` and ``seed`` govern the
     random splits of data that has no fixed test split.
     """
+    # numpy scalars (e.g. from a parameter grid) as the Python numbers they stand for
+    validation = float(validation) if isinstance(validation, np.floating) else validation
+    test_fraction = float(test_fraction) if isinstance(test_fraction, np.floating) else test_fraction
     check_validation(validation)
     check_fraction("test_fraction", test_fraction)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
