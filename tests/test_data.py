@@ -10,8 +10,8 @@ import dataclasses
 import gzip
 import hashlib
 import io
-import os
 import json
+import os
 from pathlib import Path
 
 import numpy as np
