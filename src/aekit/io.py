@@ -9,6 +9,7 @@ detected before it is used.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -52,8 +53,10 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+@functools.lru_cache(maxsize=1)
 def new_file_mode() -> int:
-    """The permissions a new file gets under the process's umask (mkstemp's own are 0600)."""
+    """The permissions a new file gets under the process's umask (mkstemp's own are 0600); read once,
+    since reading the umask means setting it for a moment."""
     mask = os.umask(0)
     os.umask(mask)
     return 0o666 & ~mask
