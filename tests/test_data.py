@@ -336,6 +336,8 @@ def test_resolve_file_and_list_datasets_with_aekit_data(tmp_path, monkeypatch):
     assert not {r["name"]: r for r in list_datasets()}["mnist"]["present"]
     with pytest.raises(ConfigError, match="seed="):
         load_dataset("digits", seed=1.5)
+    with pytest.raises(DataError, match="named data set 'digits', which has its own labels"):
+        load_dataset("digits", label_column="y")
     d = load_dataset("digits", validation=np.float32(0.25), test_fraction=np.float32(0.2))   # numpy scalars: fractions
     assert d.val.x.shape[0] == round(0.25 * (1797 - round(0.2 * 1797)))
     with pytest.raises(DataError, match="leaves no digits to train on"):

@@ -55,6 +55,9 @@ def load_dataset(
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
         raise ConfigError(f"seed={seed!r} must be a whole number from 0 to 2**63 - 1.")
     name = canonical_name(str(name_or_path)) if isinstance(name_or_path, str) else None
+    if name is not None and label_column is not None:
+        raise DataError(f"label_column={label_column!r} was given for the named data set {name!r}, which has its own "
+                        "labels; expected it only with a CSV, TSV or Parquet table.")
     if name is not None:
         spec = DATASETS[name]
         return spec.loader(spec, data_dir=data_dir, download=download, validation=validation,
