@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from .common import add_data_args, check_new_file, load_data, load_model, model_inputs, run_info, split_of
+from .common import add_data_args, check_new_file, load_data, load_model, model_inputs, run_info, split_of, use_run_data
 
 
 def register(sub: Any) -> None:
@@ -40,9 +40,7 @@ def run_analogy(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     if not getattr(model, "is_conditional", False):
         raise ConfigError(f"aekit analogy needs a conditional model (cvae, m2); {type(model).__name__} is not one.")
-    if not args.data:
-        info = run_info(args.model)
-        args.data, args.data_dir = info.get("data"), args.data_dir or info.get("data_dir")
+    use_run_data(args, run_info(args.model))
     split = split_of(load_data(args), args.split)
     x = model_inputs(model, split.x[: args.n])
     y = None if split.y is None else split.y[: args.n]

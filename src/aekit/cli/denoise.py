@@ -23,7 +23,7 @@ from ..corruption import CORRUPTIONS, corrupt
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_text
 from .common import (ARRAY_SUFFIXES, add_data_args, check_new_file, load_data, load_model, load_npy, model_inputs, run_info, save_array,
-                     split_of)
+                     split_of, use_run_data)
 
 
 def register(sub: Any) -> None:
@@ -124,9 +124,7 @@ def run_denoise(args: argparse.Namespace) -> int:
                             "expected the same images.")
         source = {"noisy": args.noisy, "clean": args.clean}
     else:
-        if not args.data:
-            info = run_info(args.model)
-            args.data, args.data_dir = info.get("data"), args.data_dir or info.get("data_dir")
+        use_run_data(args, run_info(args.model))
         data = load_data(args)
         clean = split_of(data, args.split).x
         kind, level = _noise_of(args, model)

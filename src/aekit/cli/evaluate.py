@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_text
-from .common import add_data_args, check_new_file, load_data, load_model, model_inputs, resolve_model_dir, run_info, split_of
+from .common import add_data_args, check_new_file, load_data, load_model, model_inputs, resolve_model_dir, run_info, split_of, use_run_data
 
 
 def register(sub: Any) -> None:
@@ -36,9 +36,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     check_new_file(out / "evaluation.json", args.force)   # before the evaluation, which can take long
     model = load_model(model_dir)
     info = run_info(args.model)
-    if not args.data:
-        args.data = info.get("data")
-        args.data_dir = args.data_dir or info.get("data_dir")
+    use_run_data(args, info)
     data = load_data(args)
     split = split_of(data, args.split)
     x = model_inputs(model, split.x)

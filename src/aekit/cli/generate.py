@@ -11,7 +11,7 @@ import torch
 from .. import plots
 from ..errors import ConfigError, DataError
 from .common import (ARRAY_SUFFIXES, add_data_args, check_new_file, load_data, load_model, load_npy, model_inputs, run_info,
-                     save_array, split_of)
+                     save_array, split_of, use_run_data)
 
 
 IMAGE_OR_ARRAY = (".png", ".npy")
@@ -54,9 +54,7 @@ def _inputs(args: argparse.Namespace, model: Any) -> tuple[torch.Tensor, torch.T
     if getattr(args, "input", None):
         t = load_npy(args.input, "input")
         return t, None
-    if not args.data:
-        info = run_info(args.model)
-        args.data, args.data_dir = info.get("data"), args.data_dir or info.get("data_dir")
+    use_run_data(args, run_info(args.model))
     split = split_of(load_data(args), args.split)
     return split.x, split.y
 

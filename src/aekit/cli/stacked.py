@@ -21,7 +21,7 @@ from .. import registry
 from ..config import TrainConfig
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_text
-from .common import add_data_args, load_data, resolve_model_dir, run_info
+from .common import add_data_args, load_data, resolve_model_dir, run_info, use_run_data
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -129,7 +129,8 @@ def run_pretrain(args: argparse.Namespace) -> int:
     seconds = _pretrain(model, x, val_x, tc, out / "layers")
     model.save_pretrained(out / "pretrained")
     atomic_write_text(out / "run.json", json.dumps({
-        "model": args.model, "data": str(args.data), "data_dir": args.data_dir, "stage": "pretrain",
+        "model": args.model, "data": str(args.data), "data_dir": args.data_dir, "memory_mapped": data.memory_mapped,
+        "stage": "pretrain",
         "model_config": model.config.to_dict(), "train_config": tc.to_dict(),
         "preprocessing": model.preprocessing.to_dict(), "seconds": seconds,
     }, indent=2) + "\n")
@@ -148,9 +149,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     if args.pretrained:
         src = Path(args.pretrained)
         model_dir = resolve_model_dir(src / "pretrained" if (src / "pretrained").is_dir() else src)
-        if not args.data:
-            info = run_info(src / "pretrained" if (src / "pretrained").is_dir() else src)
-            args.data, args.data_dir = info.get("data"), args.data_dir or info.get("data_dir")
+        use_run_data(args, run_info(src / "pretrained" if (src / "pretrained").is_dir() else src))
     out, data, tc = _prepare(args)
     model = from_pretrained(model_dir) if args.pretrained else _new_model(args, data)
     if not getattr(model, "has_pretraining", False):
@@ -171,7 +170,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         pretrain_seconds = _pretrain(model, x, val_x, ptc, out / "layers")
     name = registry.name_of(model)
     atomic_write_text(out / "run.json", json.dumps({
-        "model": name, "data": str(args.data), "data_dir": args.data_dir, "stage": "finetune",
+        "model": name, "data": str(args.data), "data_dir": args.data_dir, "memory_mapped": data.memory_mapped,
+        "stage": "finetune",
         "pretrained_from": args.pretrained, "pretrained_layers": int(model.pretrained_layers),
         "model_config": model.config.to_dict(), "train_config": tc.to_dict(), "preprocessing": model.preprocessing.to_dict(),
         "n_train": int(x.shape[0]), "n_val": 0 if val_x is None else int(val_x.shape[0]),

@@ -14,6 +14,7 @@ import torch
 from .. import distributed as dist
 from .. import registry
 from ..config import TrainConfig
+from ..data.chunked import value_range
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import STATE_NAME, atomic_write_text
 from ..nn import UNIT_INTERVAL_LIKELIHOODS
@@ -127,6 +128,8 @@ def run_train(args: argparse.Namespace) -> int:
                               "(start a new run for another model).")
         args.model, args.data = saved["model"], args.data or saved["data"]
         args.data_dir = args.data_dir or saved.get("data_dir")  # the folder the first sitting read its data from
+        if args.mmap is None:  # mapped data is split differently: read it as the first sitting did
+            args.mmap = saved.get("memory_mapped")
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"The run folder {str(out)!r} already exists and is not empty; choose another --out or pass --resume.")
     if not args.data:
@@ -168,7 +171,7 @@ def run_train(args: argparse.Namespace) -> int:
         _record_resume(info_path, saved, tc.to_dict(), out)
     if not args.resume and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
         atomic_write_text(info_path, json.dumps({
-            "model": args.model, "data": str(args.data), "data_dir": args.data_dir,
+            "model": args.model, "data": str(args.data), "data_dir": args.data_dir, "memory_mapped": data.memory_mapped,
             "model_config": config.to_dict(), "train_config": tc.to_dict(), "preprocessing": pre.to_dict(),
             "n_train": int(x.shape[0]), "n_val": 0 if val_x is None else int(val_x.shape[0]),
             "labels": n_labels, "labelled_fraction": fraction,
@@ -176,7 +179,8 @@ def run_train(args: argparse.Namespace) -> int:
         }, indent=2) + "\n")
     n_params = sum(p.numel() for p in model.parameters())
     say = print if int(os.environ.get("RANK", "0")) == 0 else (lambda *a, **k: None)
-    say(f"training {args.model} ({n_params:,} parameters) on {data.name}: {x.shape[0]} train, "
+    mapped = " (memory-mapped)" if data.memory_mapped else ""
+    say(f"training {args.model} ({n_params:,} parameters) on {data.name}{mapped}: {x.shape[0]} train, "
           f"{0 if val_x is None else val_x.shape[0]} validation, {tc.epochs} epochs -> {out}")
 
     def report(row: dict[str, float]) -> None:
@@ -243,14 +247,17 @@ def _check_likelihood(config: Any, x: torch.Tensor, pre: Any) -> None:
     """A decoder for [0, 1] (Bernoulli, continuous Bernoulli, discretized logistic) needs targets in
     [0, 1], and dynamic binarization needs probabilities; say so before training rather than train on
     nonsense."""
-    if pre.binarize == "dynamic" and (x.min() < 0 or x.max() > 1):
+    lik = getattr(config, "likelihood", None)
+    if pre.binarize != "dynamic" and lik not in UNIT_INTERVAL_LIKELIHOODS:
+        return
+    lo, hi = value_range(x)  # one pass, a block of rows at a time
+    if pre.binarize == "dynamic" and (lo < 0 or hi > 1):
         raise DataError(
             f"--binarize dynamic draws each value as a Bernoulli probability, but this data spans "
-            f"[{float(x.min()):.3g}, {float(x.max()):.3g}]; use --scale minmax or --binarize none."
+            f"[{lo:.3g}, {hi:.3g}]; use --scale minmax or --binarize none."
         )
-    lik = getattr(config, "likelihood", None)
-    if lik in UNIT_INTERVAL_LIKELIHOODS and (x.min() < 0 or x.max() > 1):
+    if lik in UNIT_INTERVAL_LIKELIHOODS and (lo < 0 or hi > 1):
         raise DataError(
-            f"likelihood={lik!r} needs data in [0, 1], but this data spans [{float(x.min()):.3g}, {float(x.max()):.3g}]; "
+            f"likelihood={lik!r} needs data in [0, 1], but this data spans [{lo:.3g}, {hi:.3g}]; "
             "use --scale minmax or --likelihood gaussian."
         )

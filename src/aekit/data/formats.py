@@ -134,11 +134,12 @@ def _parse_single_digit_lines(data: bytes) -> np.ndarray | None:
 # ------------------------------------------------------------------------------------ user arrays
 
 
-def read_npy(path: str | Path) -> Arrays:
-    """Read a ``.npy`` array (no labels)."""
+def read_npy(path: str | Path, mmap: bool = False) -> Arrays:
+    """Read a ``.npy`` array (no labels); with ``mmap`` map it copy-on-write instead (nothing is read
+    until used, and writes to the array never reach the file)."""
     path = Path(path)
     try:
-        x = np.load(path, allow_pickle=False)
+        x = np.load(path, allow_pickle=False, mmap_mode="c" if mmap else None)
     except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"Array file {path} could not be read ({exc}); expected a numeric .npy array.") from exc
     return Arrays(x=x)

@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from aekit.data.catalog import DATASETS, canonical_name
+from aekit.data.chunked import count_nonfinite
 from aekit.data.formats import TABLE_SUFFIXES, Arrays, read_user_file
+from aekit.data.mapped import mapped_splits, should_map
 from aekit.data.splits import (
     DatasetSplits,
     Split,
@@ -38,6 +40,7 @@ def load_dataset(
     test_fraction: float = 0.2,
     label_column: str | None = None,
     seed: int = 0,
+    mmap: bool | None = None,
 ) -> DatasetSplits:
     """Load a named data set (see ``DATASETS``) or a user file/folder into train/val/test splits.
 
@@ -46,6 +49,10 @@ def load_dataset(
     the end of the training set for the MNIST-likes, at random otherwise), a float fraction of
     the training pool, or 0 for no validation split. ``test_fraction`` and ``seed`` govern the
     random splits of data that has no fixed test split.
+
+    ``mmap=True`` maps a float32 ``.npy`` file instead of reading it (for data larger than memory;
+    its splits are then contiguous, see :mod:`aekit.data.mapped`); ``None`` maps a ``.npy`` whose
+    float32 copy would fill more than half of the machine's memory; ``False`` always reads.
     """
     # numpy scalars (e.g. from a parameter grid) as the Python numbers they stand for
     validation = float(validation) if isinstance(validation, np.floating) else validation
@@ -58,6 +65,8 @@ def load_dataset(
     if name is not None and label_column is not None:
         raise DataError(f"label_column={label_column!r} was given for the named data set {name!r}, which has its own "
                         "labels; expected it only with a CSV, TSV or Parquet table.")
+    if name is not None and mmap:
+        raise DataError(f"mmap=True maps a .npy file; the named data set {name!r} is small and is read into memory.")
     if name is not None:
         spec = DATASETS[name]
         return spec.loader(spec, data_dir=data_dir, download=download, validation=validation,
@@ -73,6 +82,8 @@ def load_dataset(
             f"label_column={label_column!r} was given for {path}; "
             "expected it only with a CSV, TSV or Parquet table."
         )
+    if should_map(path, mmap):
+        return mapped_splits(path, validation=validation, test_fraction=test_fraction)
     raw = read_user_file(path, label_column)
     return _user_splits(path, raw, validation=validation, test_fraction=test_fraction, seed=seed)
 
@@ -160,7 +171,7 @@ def _features(path: Path, x: np.ndarray, split: str) -> torch.Tensor:
     if pixels:
         t = t.div_(255.0)
     elif x.dtype.kind == "f":
-        bad = int((~torch.isfinite(t)).sum()) if not bool(torch.isfinite(t).all()) else 0
+        bad = count_nonfinite(t)
         if bad:
             raise DataError(f"Data file {where} has {bad} NaN or infinite values; expected only finite numbers.")
     if t.ndim == 3:

@@ -17,6 +17,7 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
+from aekit.data.chunked import count_nonfinite, feature_mean, feature_range, feature_std
 from aekit.errors import ConfigError, DataError
 
 SCALES = ("none", "standardize", "minmax")
@@ -104,14 +105,16 @@ class Preprocessing:
         self._check(x, (self.input_shape, (self.num_features,)), "Preprocessing.fit")
         if self.scale == "none":
             return replace(self, mean=None, std=None)
-        flat = x.detach().reshape(x.shape[0], -1).to(torch.float64)  # (N, D); float64 so sums stay exact
-        if not bool(torch.isfinite(flat).all()):
+        x = x.detach()
+        if count_nonfinite(x):
             raise DataError("Preprocessing.fit got NaN or infinite values; expected finite training data.")
+        # (D,) statistics of the (N, D) rows, summed in float64 a block of rows at a time (no copy of x)
         if self.scale == "standardize":
-            center, spread = flat.mean(0), flat.std(0, correction=0)
+            center = feature_mean(x)
+            spread = feature_std(x, center)
         else:
-            lo = flat.amin(0)
-            center, spread = lo, flat.amax(0) - lo
+            lo, hi = feature_range(x)
+            center, spread = lo, hi - lo
         spread = torch.where(spread < _EPS, torch.ones_like(spread), spread)  # constant features: shift only
         return replace(self, mean=tuple(center.tolist()), std=tuple(spread.tolist()))
 
@@ -137,6 +140,8 @@ class Preprocessing:
             )
         n = x.shape[0]
         x = x if x.is_floating_point() else x.to(torch.float32)
+        if self.scale == "none" and self.binarize != "threshold":  # nothing to compute: a view, never a copy
+            return x.reshape(n, -1) if self.flatten else x.reshape(n, *self.input_shape)
         flat = x.reshape(n, -1)  # (N, D)
         if self.scale != "none":
             mean, std = self._stats_on(flat)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from aekit.data.chunked import all_binary
 from aekit.errors import ConfigError
 
 
@@ -38,13 +39,15 @@ class DatasetSplits:
     num_classes: int | None
     class_names: tuple[str, ...] | None
     is_binary: bool  # every value exactly 0 or 1
+    memory_mapped: bool = False  # splits are views of a memory-mapped file (see aekit.data.mapped)
 
     def __repr__(self) -> str:
         parts = (("train", self.train), ("val", self.val), ("test", self.test))
         sizes = ", ".join(f"{k}={len(s)}" for k, s in parts if s is not None)
         return (
             f"DatasetSplits({self.name!r}, {sizes}, shape={self.shape}, "
-            f"num_classes={self.num_classes}, is_binary={self.is_binary})"
+            f"num_classes={self.num_classes}, is_binary={self.is_binary}"
+            f"{', memory_mapped=True' if self.memory_mapped else ''})"
         )
 
 
@@ -117,4 +120,4 @@ def concat(a: Split, b: Split | None) -> Split:
 
 def is_binary(*splits: Split | None) -> bool:
     """True when every value of every split is exactly 0 or 1."""
-    return all(bool(((s.x == 0) | (s.x == 1)).all()) for s in splits if s is not None)
+    return all(all_binary(s.x) for s in splits if s is not None)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
+from ..data.chunked import count_nonfinite, feature_mean, value_range
 from ..errors import AekitError, ConfigError, DataError
 from ..nn import UNIT_INTERVAL_LIKELIHOODS, Decoder, DecoderOutput, OutputHead
 
@@ -117,14 +118,16 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
             raise DataError(f"{name} has shape {tuple(x.shape)}; the model takes {want}.")
         if x.shape[0] == 0:
             raise DataError(f"{name} has no rows.")
-        bad = int((~torch.isfinite(x)).sum())
+        bad = count_nonfinite(x)  # a block of rows at a time: x may be memory-mapped and larger than memory
         if bad:
             raise DataError(f"{name} has {bad} NaN or infinite values; expected only finite numbers.")
         likelihood = getattr(self.config, "likelihood", None)
-        if (binarize or likelihood in UNIT_INTERVAL_LIKELIHOODS) and (x.min() < 0 or x.max() > 1):
-            need = "dynamic binarization" if binarize else f"likelihood={likelihood!r}"
-            raise DataError(f"{need} needs {name} in [0, 1], but it spans [{float(x.min()):.3g}, {float(x.max()):.3g}]; "
-                            "scale the data or use a Gaussian decoder.")
+        if binarize or likelihood in UNIT_INTERVAL_LIKELIHOODS:
+            lo, hi = value_range(x)
+            if lo < 0 or hi > 1:
+                need = "dynamic binarization" if binarize else f"likelihood={likelihood!r}"
+                raise DataError(f"{need} needs {name} in [0, 1], but it spans [{lo:.3g}, {hi:.3g}]; "
+                                "scale the data or use a Gaussian decoder.")
         if y is not None and (not isinstance(y, torch.Tensor) or y.dim() < 1 or y.shape[0] != x.shape[0]):
             got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
             raise DataError(f"The labels of {name} must be a tensor with one row per input ({x.shape[0]}); got {got}.")
@@ -141,7 +144,7 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
         if len(decoders) != 1 or len(heads) != 1:
             raise ConfigError(f"output_bias='data' needs a model with one likelihood decoder; "
                               f"{type(self).__name__} has {len(decoders)}; use output_bias='zero'.")
-        mean = x.reshape(x.shape[0], *decoders[0].input_shape).float().mean(0)
+        mean = feature_mean(x).float().reshape(decoders[0].input_shape)
         decoders[0].set_output_bias(heads[0].raw_for_mean(mean))
 
     def on_train_step(self) -> None:

@@ -1,0 +1,130 @@
+"""Memory-mapped data (a .npy larger than memory) and the block-wise checks and statistics it needs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from aekit import registry
+from aekit.cli import main
+from aekit.config import TrainConfig
+from aekit.data import Preprocessing, load_dataset
+from aekit.data import chunked, mapped
+from aekit.data.splits import Split, is_binary
+from aekit.errors import ConfigError, DataError
+from aekit.io import from_pretrained
+from aekit.train import fit
+
+
+@pytest.fixture
+def tiny_blocks(monkeypatch):
+    """Blocks of a few rows, so that every block-wise reduction runs over many blocks."""
+    monkeypatch.setattr(chunked, "BLOCK_BYTES", 40)
+
+
+def test_mapped_splits_are_contiguous_views_of_one_mapping_and_never_write_the_file(tmp_path):
+    x = np.random.default_rng(0).random((100, 8), dtype=np.float32)
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    d = load_dataset(str(path), mmap=True, validation=10, test_fraction=0.2)
+    assert d.memory_mapped and "memory_mapped=True" in repr(d)
+    assert (len(d.train), len(d.val), len(d.test)) == (70, 10, 20)
+    for split, rows in ((d.train, x[:70]), (d.val, x[70:80]), (d.test, x[80:])):
+        assert np.array_equal(split.x.numpy(), rows)
+    # one buffer holds all three: the splits are views of the mapped array, not copies
+    assert d.train.x.untyped_storage().data_ptr() == d.test.x.untyped_storage().data_ptr()
+    assert d.test.x.data_ptr() - d.train.x.data_ptr() == 80 * 8 * 4
+    d.train.x[0] = 7.0  # copy-on-write: the file keeps its values
+    assert np.array_equal(np.load(path), x)
+
+
+def test_mapped_image_layouts_are_views(tmp_path):
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "hw.npy", rng.random((12, 5, 6), dtype=np.float32))
+    np.save(tmp_path / "hwc.npy", rng.random((12, 5, 6, 3), dtype=np.float32))
+    hw = load_dataset(str(tmp_path / "hw.npy"), mmap=True, validation=0, test_fraction=0.0)
+    hwc = load_dataset(str(tmp_path / "hwc.npy"), mmap=True, validation=0, test_fraction=0.0)
+    assert hw.shape == (1, 5, 6) and hwc.shape == (3, 5, 6)
+    assert torch.equal(hwc.train.x, torch.from_numpy(np.load(tmp_path / "hwc.npy")).permute(0, 3, 1, 2))
+    assert hw.val is None and hw.test is None
+
+
+def test_training_on_mapped_data_equals_training_in_memory(tmp_path):
+    x = np.random.default_rng(2).random((64, 10), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    d = load_dataset(str(tmp_path / "x.npy"), mmap=True, validation=0, test_fraction=0.0)
+    model_cls, config_cls = registry.get("vae")
+    weights = []
+    for data in (d.train.x, torch.from_numpy(x.copy())):
+        torch.manual_seed(0)
+        model = model_cls(config_cls(input_shape=(10,), latent_dim=2, hidden_dims=(8,), output_bias="data"))
+        fit(model, data, config=TrainConfig(epochs=2, batch_size=16, progress=False))
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+
+
+def test_mapping_is_chosen_by_size_and_refused_where_it_cannot_work(tmp_path, monkeypatch):
+    np.save(tmp_path / "f.npy", np.zeros((50, 4), dtype=np.float32))
+    np.save(tmp_path / "u8.npy", np.zeros((50, 4), dtype=np.uint8))
+    np.savez(tmp_path / "a.npz", x=np.zeros((50, 4), dtype=np.float32))
+    assert not load_dataset(str(tmp_path / "f.npy")).memory_mapped  # small: read into memory
+    monkeypatch.setattr(mapped, "physical_memory", lambda: 1000)  # 800 bytes as float32 > half of 1000
+    assert load_dataset(str(tmp_path / "f.npy")).memory_mapped
+    assert not load_dataset(str(tmp_path / "f.npy"), mmap=False).memory_mapped
+    with pytest.raises(DataError, match="cannot be memory-mapped for training; save it as float32"):
+        load_dataset(str(tmp_path / "u8.npy"))
+    assert load_dataset(str(tmp_path / "u8.npy"), mmap=False).train.x.dtype == torch.float32
+    with pytest.raises(DataError, match="memory mapping needs float32"):
+        load_dataset(str(tmp_path / "u8.npy"), mmap=True)
+    with pytest.raises(DataError, match="is not one"):
+        load_dataset(str(tmp_path / "a.npz"), mmap=True)
+    with pytest.raises(DataError, match="named data set 'digits'"):
+        load_dataset("digits", mmap=True)
+    with pytest.raises(ConfigError, match="mmap='yes'"):
+        load_dataset(str(tmp_path / "f.npy"), mmap="yes")
+    bad = np.zeros((50, 4), dtype=np.float32)
+    bad[3, 1] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    with pytest.raises(DataError, match="1 NaN or infinite"):
+        load_dataset(str(tmp_path / "nan.npy"), mmap=True)
+
+
+def test_blockwise_statistics_match_whole_tensor_ones(tiny_blocks):
+    x = torch.randn(37, 3, 2, dtype=torch.float32) * 3 + 1
+    flat = x.reshape(37, -1).double()
+    pre = Preprocessing(input_shape=(3, 2), scale="standardize").fit(x)
+    assert torch.allclose(torch.tensor(pre.mean, dtype=torch.float64), flat.mean(0), atol=1e-12)
+    assert torch.allclose(torch.tensor(pre.std, dtype=torch.float64), flat.std(0, correction=0), atol=1e-12)
+    pre = Preprocessing(input_shape=(3, 2), scale="minmax").fit(x)
+    assert torch.allclose(torch.tensor(pre.mean, dtype=torch.float64), flat.amin(0))
+    assert torch.allclose(torch.tensor(pre.std, dtype=torch.float64), flat.amax(0) - flat.amin(0))
+    assert chunked.value_range(x) == (float(x.min()), float(x.max()))
+    y = x.clone()
+    y[5, 1, 0], y[30, 0, 1] = float("inf"), float("nan")
+    assert chunked.count_nonfinite(y) == 2 and chunked.count_nonfinite(x) == 0
+    b = (x > 1).float()
+    assert is_binary(Split(b)) and not is_binary(Split(b), Split(x))
+    b[36, 2, 1] = 0.5  # the last row of the last block counts too
+    assert not is_binary(Split(b))
+
+
+def test_cli_records_the_mapping_and_evaluate_reads_the_same_split(tmp_path, capsys):
+    x = np.random.default_rng(3).random((200, 6), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "run"
+    assert main(["train", "--model", "ae", "--data", str(tmp_path / "x.npy"), "--mmap", "--epochs", "1",
+                 "--latent-dim", "2", "--hidden-dims", "8", "--likelihood", "gaussian", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert "(memory-mapped)" in capsys.readouterr().out
+    info = json.loads((out / "run.json").read_text())
+    assert info["memory_mapped"] is True and (info["n_train"], info["n_val"]) == (144, 16)
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "ev"), "--no-figures"]) == 0
+    metrics = json.loads((tmp_path / "ev" / "evaluation.json").read_text())["metrics"]
+    model = from_pretrained(out / "best").eval()
+    with torch.no_grad():  # the test split is the last 40 rows, as in training (a random split would differ)
+        recon = model.reconstruct(torch.from_numpy(x[160:]))
+    assert metrics["n"] == 40
+    assert metrics["mse"] == pytest.approx(float((recon - torch.from_numpy(x[160:])).square().mean()), rel=1e-5)
