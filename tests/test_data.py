@@ -113,6 +113,31 @@ def test_idx_dataset_validation_from_end(tmp_path, monkeypatch):
         load_dataset("mnist", data_dir=tmp_path / "data", download=False)  # default 10,000 > 30 items
 
 
+def test_unpacked_idx_copies_are_accepted_and_checked(tmp_path, monkeypatch):
+    packed = _fake_idx_dataset(tmp_path / "gz", n_train=12, n_test=4)
+    plain_dir = tmp_path / "plain"
+    plain_dir.mkdir()
+    files = []
+    for spec in packed:
+        raw = gzip.decompress((tmp_path / "gz" / spec.name).read_bytes())
+        (plain_dir / spec.name.removesuffix(".gz")).write_bytes(raw)
+        files.append(dataclasses.replace(spec, unpacked=FileSpec(spec.name.removesuffix(".gz"), len(raw),
+                                                                 sha256=sha256(raw))))
+    monkeypatch.setitem(DATASETS, "mnist", dataclasses.replace(DATASETS["mnist"], files=tuple(files), mirrors=()))
+    a = load_dataset("mnist", data_dir=plain_dir, download=False, validation=2)
+    b = load_dataset("mnist", data_dir=tmp_path / "gz", download=False, validation=2)
+    assert torch.equal(a.train.x, b.train.x) and torch.equal(a.test.y, b.test.y)
+    monkeypatch.setenv("AEKIT_DATA", str(plain_dir))
+    assert {r["name"]: r for r in list_datasets()}["mnist"]["location"] == str(plain_dir)
+    labels = plain_dir / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:-1] + b"\x09")  # same size, other content: refused by its checksum
+    with pytest.raises(ChecksumError, match="not the published t10k-labels-idx1-ubyte"):
+        load_dataset("mnist", data_dir=plain_dir, download=False, validation=2)
+    labels.unlink()
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz \(or t10k-labels-idx1-ubyte\)"):
+        load_dataset("mnist", data_dir=plain_dir, download=False, validation=2)
+
+
 # -------------------------------------------------------------------------------------------- amat
 
 
@@ -425,6 +450,15 @@ def test_real_mnist():
     assert set(d.train.y.unique().tolist()) == set(range(10)) and set(d.test.y.unique().tolist()) == set(range(10))
     assert float(d.train.x.min()) == 0.0 and float(d.train.x.max()) == 1.0
     assert len(load_dataset("mnist", data_dir=SHARED_DATA, download=False, validation=0).train) == 60_000
+
+
+def test_real_mnist_unpacked_copies_match_the_published_files(tmp_path):
+    """The catalog's sizes and SHA-256 of the decompressed IDX files agree with the verified .gz files."""
+    folder = _shared("mnist") / "mnist"
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", "train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+        (tmp_path / name).write_bytes(gzip.decompress((folder / f"{name}.gz").read_bytes()))
+    a, b = (load_dataset("mnist", data_dir=d, download=False) for d in (tmp_path, folder))
+    assert torch.equal(a.test.x, b.test.x) and torch.equal(a.train.y, b.train.y)
 
 
 def test_real_binarized_mnist():

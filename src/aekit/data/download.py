@@ -37,12 +37,15 @@ _VERIFIED: set[tuple[str, int, int]] = set()
 
 @dataclass(frozen=True)
 class FileSpec:
-    """A published file: its name, size in bytes and checksums (any may be unknown)."""
+    """A published file: its name, size in bytes and checksums (any may be unknown). ``unpacked``
+    describes the file's decompressed form (e.g. ``train-images-idx3-ubyte`` for the ``.gz``), which
+    a local folder may hold instead; it is accepted in its place when it matches its own checksum."""
 
     name: str
     size: int | None = None
     md5: str | None = None
     sha256: str | None = None
+    unpacked: FileSpec | None = None
 
     @property
     def checksum(self) -> tuple[str, str] | None:
@@ -78,11 +81,18 @@ def candidates(dataset: str, filename: str, data_dir: str | Path | None = None) 
     return paths
 
 
-def find_local(dataset: str, filename: str, data_dir: str | Path | None = None, size: int | None = None) -> Path | None:
-    """The first existing candidate path (of ``size`` bytes when given: a cheap look that passes over
-    another data set's file of the same name), unhashed; None when there is none."""
-    return next((p for p in candidates(dataset, filename, data_dir)
-                 if p.is_file() and (size is None or p.stat().st_size == size)), None)
+def local_copies(dataset: str, spec: FileSpec, data_dir: str | Path | None = None) -> list[tuple[Path, FileSpec]]:
+    """Every place ``spec`` may already be, in look-up order, with the spec a file there must match:
+    at each location the file itself, then its unpacked form when it has one."""
+    forms = (spec,) if spec.unpacked is None else (spec, spec.unpacked)
+    return [(path.with_name(form.name), form) for path in candidates(dataset, spec.name, data_dir) for form in forms]
+
+
+def find_local(dataset: str, spec: FileSpec, data_dir: str | Path | None = None) -> Path | None:
+    """The first existing local copy of ``spec`` (or of its unpacked form) of the published size, unhashed
+    (a cheap look that passes over another data set's file of the same name); None when there is none."""
+    return next((p for p, form in local_copies(dataset, spec, data_dir)
+                 if p.is_file() and (form.size is None or p.stat().st_size == form.size)), None)
 
 
 def file_digest(path: Path, algorithm: str) -> str:
@@ -131,16 +141,17 @@ def fetch_file(
     first bad one.
     """
     bad: ChecksumError | None = None
-    for local in candidates(dataset, spec.name, data_dir):
+    for local, form in local_copies(dataset, spec, data_dir):
         if not local.is_file():
             continue
         try:
-            verify_file(local, spec)
+            verify_file(local, form)
             return local
         except ChecksumError as exc:
             bad = bad or exc
     looked = ", ".join(str(p) for p in candidates(dataset, spec.name, data_dir))
-    how = f"pass --data-dir DIR (data_dir=) or set AEKIT_DATA to a folder holding {spec.name} or {dataset}/{spec.name}"
+    names = spec.name if spec.unpacked is None else f"{spec.name} (or {spec.unpacked.name})"
+    how = f"pass --data-dir DIR (data_dir=) or set AEKIT_DATA to a folder holding {names} or {dataset}/{spec.name}"
     if not download or not mirrors:
         if bad is not None:
             raise ChecksumError(f"{str(bad).rstrip('.')}; no other copy was found in {looked}; {how}.")

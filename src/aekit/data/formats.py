@@ -45,11 +45,18 @@ class Arrays:
 
 
 def read_idx(path: str | Path, expected_magic: int | None = None) -> np.ndarray:
-    """Read a gzip-compressed IDX file of unsigned bytes into a uint8 array of the declared shape."""
+    """Read an IDX file of unsigned bytes, gzip-compressed (as published) or not, into a uint8 array
+    of the declared shape."""
     path = Path(path)
     try:
-        with gzip.open(path, "rb") as f:
-            data = bytearray(f.read())  # writable, so torch.from_numpy can share it without a warning
+        with open(path, "rb") as raw:
+            packed = raw.read(2) == b"\x1f\x8b"  # the gzip magic; an IDX header starts with two zero bytes
+            raw.seek(0)
+            if packed:
+                with gzip.open(raw, "rb") as f:
+                    data = bytearray(f.read())  # writable, so torch.from_numpy can share it without a warning
+            else:
+                data = bytearray(raw.read())
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut gzip is EOFError
         raise DataError(f"IDX file {path} could not be decompressed ({exc}); expected a complete gzip file.") from exc
     if len(data) < 4:
