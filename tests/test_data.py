@@ -111,6 +111,8 @@ def test_idx_dataset_validation_from_end(tmp_path, monkeypatch):
     assert len(load_dataset("mnist", data_dir=tmp_path / "data", download=False, validation=0.1).val) == 3
     with pytest.raises(ConfigError):
         load_dataset("mnist", data_dir=tmp_path / "data", download=False)  # default 10,000 > 30 items
+    with pytest.raises(DataError, match="test_fraction=0.1 was given for 'mnist', which has a fixed test split"):
+        load_dataset("mnist", data_dir=tmp_path / "data", download=False, validation=5, test_fraction=0.1)
 
 
 def test_unpacked_idx_copies_are_accepted_and_checked(tmp_path, monkeypatch):
@@ -186,6 +188,8 @@ def test_npz_layouts(tmp_path):
     d = load_dataset(str(tmp_path / "b.npz"))
     assert (len(d.train), len(d.val), len(d.test)) == (18, 2, 10)
     assert torch.equal(d.test.x, torch.from_numpy(x[20:]))
+    with pytest.raises(DataError, match="has its own test split"):
+        load_dataset(str(tmp_path / "b.npz"), test_fraction=0.3)
     np.savez(tmp_path / "c.npz", features=x)
     with pytest.raises(DataError, match="features"):
         load_dataset(str(tmp_path / "c.npz"))

@@ -128,3 +128,14 @@ def test_cli_records_the_mapping_and_evaluate_reads_the_same_split(tmp_path, cap
         recon = model.reconstruct(torch.from_numpy(x[160:]))
     assert metrics["n"] == 40
     assert metrics["mse"] == pytest.approx(float((recon - torch.from_numpy(x[160:])).square().mean()), rel=1e-5)
+    # a test share given to train is the one evaluate and --resume use (the random split of a file read whole)
+    out = tmp_path / "half"
+    assert main(["train", "--model", "ae", "--data", str(tmp_path / "x.npy"), "--test-fraction", "0.5", "--epochs", "1",
+                 "--latent-dim", "2", "--hidden-dims", "8", "--likelihood", "gaussian", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert json.loads((out / "run.json").read_text())["memory_mapped"] is False
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "ev2"), "--no-figures"]) == 0
+    assert json.loads((tmp_path / "ev2" / "evaluation.json").read_text())["metrics"]["n"] == 100
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
+    assert ": 90 train, 10 validation" in capsys.readouterr().out  # 100 test rows held out, as in the first sitting

@@ -34,6 +34,8 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--no-download", action="store_true", help="never download; fail if the files are not present")
     p.add_argument("--validation", type=float, default=None, help="validation size: a count, a fraction, or 0 for none (default: the data set's own)")
     p.add_argument("--label-column", help="label column of a CSV/Parquet table")
+    p.add_argument("--test-fraction", type=float, default=None,
+                   help="share of a file without a test split held out as test (default 0.2; digits too)")
     p.add_argument("--mmap", action=argparse.BooleanOptionalAction, default=None,
                    help="memory-map a float32 .npy instead of reading it (for data larger than memory; its splits are "
                         "then contiguous); default: map a .npy only when it would fill more than half of memory")
@@ -50,7 +52,7 @@ def load_data(args: argparse.Namespace, name: str | None = None) -> Any:
         validation = int(validation)
     return load_dataset(name, data_dir=args.data_dir, download=not args.no_download,
                         validation=validation, label_column=getattr(args, "label_column", None),
-                        mmap=getattr(args, "mmap", None))
+                        mmap=getattr(args, "mmap", None), test_fraction=getattr(args, "test_fraction", None))
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -83,13 +85,15 @@ def run_info(path: str | Path) -> dict[str, Any]:
 
 
 def use_run_data(args: argparse.Namespace, info: dict[str, Any]) -> None:
-    """Without ``--data``, read the data a run was trained on as its run.json says it was read
-    (its folder, and memory-mapped or not: a mapped file is split differently)."""
-    if args.data:
+    """Read the data a run was trained on (without ``--data``) as its run.json says it was read: its
+    folder, its test share and memory-mapped or not (a mapped file is split differently)."""
+    args.data = args.data or info.get("data")
+    if not args.data or str(args.data) != str(info.get("data")):
         return
-    args.data, args.data_dir = info.get("data"), args.data_dir or info.get("data_dir")
-    if getattr(args, "mmap", None) is None:
-        args.mmap = info.get("memory_mapped")
+    args.data_dir = args.data_dir or info.get("data_dir")
+    for key, saved in (("mmap", "memory_mapped"), ("test_fraction", "test_fraction")):
+        if getattr(args, key, None) is None:
+            setattr(args, key, info.get(saved))
 
 
 def model_inputs(model: Any, x: torch.Tensor, seed: int = 0) -> torch.Tensor:

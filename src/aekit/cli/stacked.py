@@ -130,7 +130,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     model.save_pretrained(out / "pretrained")
     atomic_write_text(out / "run.json", json.dumps({
         "model": args.model, "data": str(args.data), "data_dir": args.data_dir, "memory_mapped": data.memory_mapped,
-        "stage": "pretrain",
+        "test_fraction": args.test_fraction, "stage": "pretrain",
         "model_config": model.config.to_dict(), "train_config": tc.to_dict(),
         "preprocessing": model.preprocessing.to_dict(), "seconds": seconds,
     }, indent=2) + "\n")
@@ -171,7 +171,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     name = registry.name_of(model)
     atomic_write_text(out / "run.json", json.dumps({
         "model": name, "data": str(args.data), "data_dir": args.data_dir, "memory_mapped": data.memory_mapped,
-        "stage": "finetune",
+        "test_fraction": args.test_fraction, "stage": "finetune",
         "pretrained_from": args.pretrained, "pretrained_layers": int(model.pretrained_layers),
         "model_config": model.config.to_dict(), "train_config": tc.to_dict(), "preprocessing": model.preprocessing.to_dict(),
         "n_train": int(x.shape[0]), "n_val": 0 if val_x is None else int(val_x.shape[0]),

@@ -18,7 +18,7 @@ from ..data.chunked import value_range
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import STATE_NAME, atomic_write_text
 from ..nn import UNIT_INTERVAL_LIKELIHOODS
-from .common import add_data_args, load_data, parse_assignments
+from .common import add_data_args, load_data, parse_assignments, use_run_data
 
 
 def register(sub: Any) -> None:
@@ -126,10 +126,8 @@ def run_train(args: argparse.Namespace) -> int:
         if given:
             raise ConfigError(f"--resume continues the model saved in {str(out)!r}; {given[0]} cannot change it "
                               "(start a new run for another model).")
-        args.model, args.data = saved["model"], args.data or saved["data"]
-        args.data_dir = args.data_dir or saved.get("data_dir")  # the folder the first sitting read its data from
-        if args.mmap is None:  # mapped data is split differently: read it as the first sitting did
-            args.mmap = saved.get("memory_mapped")
+        args.model = saved["model"]
+        use_run_data(args, saved)  # read and split the data as the first sitting did
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"The run folder {str(out)!r} already exists and is not empty; choose another --out or pass --resume.")
     if not args.data:
@@ -172,6 +170,7 @@ def run_train(args: argparse.Namespace) -> int:
     if not args.resume and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
         atomic_write_text(info_path, json.dumps({
             "model": args.model, "data": str(args.data), "data_dir": args.data_dir, "memory_mapped": data.memory_mapped,
+            "test_fraction": args.test_fraction,
             "model_config": config.to_dict(), "train_config": tc.to_dict(), "preprocessing": pre.to_dict(),
             "n_train": int(x.shape[0]), "n_val": 0 if val_x is None else int(val_x.shape[0]),
             "labels": n_labels, "labelled_fraction": fraction,

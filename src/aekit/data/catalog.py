@@ -48,6 +48,7 @@ class DatasetSpec:
     mirrors: tuple[str, ...] = ()
     class_names: tuple[str, ...] | None = None
     extra: dict = field(default_factory=dict)
+    fixed_test: bool = True  # the files hold the test split; False: it is drawn (test_fraction)
 
 
 # ------------------------------------------------------------------------------------------ loaders
@@ -193,7 +194,7 @@ DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
     for spec in (
         DatasetSpec("digits", "UCI handwritten digits, 8x8, bundled with scikit-learn (offline)", (1, 8, 8),
-                    {"train": 1258, "val": 180, "test": 359}, _load_digits, class_names=_DIGITS),
+                    {"train": 1258, "val": 180, "test": 359}, _load_digits, class_names=_DIGITS, fixed_test=False),
         DatasetSpec("mnist", "MNIST handwritten digits, 28x28 grey levels", _IMAGE_28, _SPLITS_60K, _load_idx,
                     _MNIST_FILES,
                     ("https://ossci-datasets.s3.amazonaws.com/mnist/",

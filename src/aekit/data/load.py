@@ -30,6 +30,8 @@ from aekit.data.splits import (
 )
 from aekit.errors import ConfigError, DataError
 
+DEFAULT_TEST_FRACTION = 0.2  # the share held out as test split by data that has none of its own
+
 
 def load_dataset(
     name_or_path: str | Path,
@@ -37,7 +39,7 @@ def load_dataset(
     data_dir: str | Path | None = None,
     download: bool = True,
     validation: int | float | None = None,
-    test_fraction: float = 0.2,
+    test_fraction: float | None = None,
     label_column: str | None = None,
     seed: int = 0,
     mmap: bool | None = None,
@@ -47,8 +49,9 @@ def load_dataset(
     ``validation``: None for the data set's default (the last 10,000 training images for the
     MNIST-likes, the published split for binarized MNIST, 10% otherwise), an int count (taken from
     the end of the training set for the MNIST-likes, at random otherwise), a float fraction of
-    the training pool, or 0 for no validation split. ``test_fraction`` and ``seed`` govern the
-    random splits of data that has no fixed test split.
+    the training pool, or 0 for no validation split. ``test_fraction`` (default 0.2) and ``seed``
+    govern the random splits of data that has no fixed test split; a data set or file that has one
+    refuses a ``test_fraction``, which it would not use.
 
     ``mmap=True`` maps a float32 ``.npy`` file instead of reading it (for data larger than memory;
     its splits are then contiguous, see :mod:`aekit.data.mapped`); ``None`` maps a ``.npy`` whose
@@ -56,7 +59,9 @@ def load_dataset(
     """
     # numpy scalars (e.g. from a parameter grid) as the Python numbers they stand for
     validation = float(validation) if isinstance(validation, np.floating) else validation
-    test_fraction = float(test_fraction) if isinstance(test_fraction, np.floating) else test_fraction
+    fraction_given = test_fraction is not None  # a given fraction must not be ignored
+    test_fraction = DEFAULT_TEST_FRACTION if test_fraction is None else (
+        float(test_fraction) if isinstance(test_fraction, np.floating) else test_fraction)
     check_validation(validation)
     check_fraction("test_fraction", test_fraction)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
@@ -69,6 +74,9 @@ def load_dataset(
         raise DataError(f"mmap=True maps a .npy file; the named data set {name!r} is small and is read into memory.")
     if name is not None:
         spec = DATASETS[name]
+        if fraction_given and spec.fixed_test:
+            raise DataError(f"test_fraction={test_fraction!r} was given for {name!r}, which has a fixed test split; "
+                            "expected it only for data without one (digits, or a file of a single array).")
         return spec.loader(spec, data_dir=data_dir, download=download, validation=validation,
                            test_fraction=test_fraction, seed=seed)
     path = Path(name_or_path).expanduser()
@@ -85,6 +93,9 @@ def load_dataset(
     if should_map(path, mmap):
         return mapped_splits(path, validation=validation, test_fraction=test_fraction)
     raw = read_user_file(path, label_column)
+    if fraction_given and "test" in raw:
+        raise DataError(f"test_fraction={test_fraction!r} was given for {path}, which has its own test split "
+                        "(x_test); expected it only for a file of a single array.")
     return _user_splits(path, raw, validation=validation, test_fraction=test_fraction, seed=seed)
 
 
