@@ -5,7 +5,8 @@
   al., "Deep Learning for Classical Japanese Literature", 2018): IDX files, 28x28 grey levels.
 - ``binarized-mnist``: the fixed binarization of Larochelle & Murray (AISTATS 2011), 50k/10k/10k.
 
-Checksums are the published ones (MD5 from the authors, SHA-256 as recorded by TensorFlow Datasets).
+Checksums are the published ones (MD5 from the authors, SHA-256 as recorded by TensorFlow Datasets and,
+for KMNIST, by torchvision's dataset definitions; KMNIST's sizes are those its server reports).
 A folder may hold the IDX files decompressed instead; their sizes and SHA-256 were computed from the
 verified published ``.gz`` files.
 """
@@ -175,10 +176,10 @@ _FASHION_FILES = _idx_files({
 })
 # KMNIST: the MD5s published at http://codh.rois.ac.jp/kmnist/ (sizes not published: not checked).
 _KMNIST_FILES = _idx_files({
-    "train-images-idx3-ubyte.gz": (None, "bdb82020997e1d708af4cf47b453dcf7", None),
-    "train-labels-idx1-ubyte.gz": (None, "e144d726b3acfaa3e44228e80efcd344", None),
-    "t10k-images-idx3-ubyte.gz": (None, "5c965bf0a639b31b8f53240b1b52f4d7", None),
-    "t10k-labels-idx1-ubyte.gz": (None, "7320c461ea6c1c855c0b718fb2a4b134", None),
+    "train-images-idx3-ubyte.gz": (18165135, "bdb82020997e1d708af4cf47b453dcf7", "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4"),
+    "train-labels-idx1-ubyte.gz": (29497, "e144d726b3acfaa3e44228e80efcd344", "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17"),
+    "t10k-images-idx3-ubyte.gz": (3041136, "5c965bf0a639b31b8f53240b1b52f4d7", "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5"),
+    "t10k-labels-idx1-ubyte.gz": (5120, "7320c461ea6c1c855c0b718fb2a4b134", "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c"),
 })
 _BINARIZED_FILES = _idx_files({
     "binarized_mnist_train.amat": (78400000, "db28b1a6ae0fe70cbd3da91acf46e477", "ad693b29f94c14277b095f5238ddefbbdaaae0939789dd2f4f0205278cee3e4d"),
