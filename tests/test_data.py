@@ -111,7 +111,7 @@ def test_idx_dataset_validation_from_end(tmp_path, monkeypatch):
     assert len(load_dataset("mnist", data_dir=tmp_path / "data", download=False, validation=0.1).val) == 3
     with pytest.raises(ConfigError):
         load_dataset("mnist", data_dir=tmp_path / "data", download=False)  # default 10,000 > 30 items
-    with pytest.raises(DataError, match="test_fraction=0.1 was given for 'mnist', which has a fixed test split"):
+    with pytest.raises(DataError, match=r"test_fraction=0.1 \(--test-fraction\) was given for 'mnist', which has a fixed test split"):
         load_dataset("mnist", data_dir=tmp_path / "data", download=False, validation=5, test_fraction=0.1)
 
 
@@ -133,6 +133,7 @@ def test_unpacked_idx_copies_are_accepted_and_checked(tmp_path, monkeypatch):
     assert {r["name"]: r for r in list_datasets()}["mnist"]["location"] == str(plain_dir)
     labels = plain_dir / "t10k-labels-idx1-ubyte"
     labels.write_bytes(labels.read_bytes()[:-1] + b"\x09")  # same size, other content: refused by its checksum
+    assert not {r["name"]: r for r in list_datasets()}["mnist"]["present"]  # unpacked copies are hashed to be listed
     with pytest.raises(ChecksumError, match="not the published t10k-labels-idx1-ubyte"):
         load_dataset("mnist", data_dir=plain_dir, download=False, validation=2)
     labels.unlink()
@@ -188,8 +189,11 @@ def test_npz_layouts(tmp_path):
     d = load_dataset(str(tmp_path / "b.npz"))
     assert (len(d.train), len(d.val), len(d.test)) == (18, 2, 10)
     assert torch.equal(d.test.x, torch.from_numpy(x[20:]))
-    with pytest.raises(DataError, match="has its own test split"):
+    with pytest.raises(DataError, match="has its own splits"):
         load_dataset(str(tmp_path / "b.npz"), test_fraction=0.3)
+    np.savez(tmp_path / "t.npz", x_train=x[:20], y_train=y[:20])   # no test split: a fraction would be ignored
+    with pytest.raises(DataError, match=r"its own splits \(x_train\)"):
+        load_dataset(str(tmp_path / "t.npz"), test_fraction=0.3)
     np.savez(tmp_path / "c.npz", features=x)
     with pytest.raises(DataError, match="features"):
         load_dataset(str(tmp_path / "c.npz"))
@@ -318,6 +322,14 @@ def test_interrupted_download_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="could not be downloaded"):
         fetch_file("toy", FileSpec("f.bin"), ["https://example.invalid/a/", "https://example.invalid/b/"])
     assert list((tmp_path / "cache" / "toy").iterdir()) == []
+
+
+def test_a_verified_file_is_not_taken_for_another_data_sets_file(tmp_path):
+    (tmp_path / "f.bin").write_bytes(b"mnist")
+    mine, other = FileSpec("f.bin", 5, sha256=sha256(b"mnist")), FileSpec("f.bin", 5, sha256=sha256(b"other"))
+    assert fetch_file("a", mine, [], data_dir=tmp_path, download=False) == tmp_path / "f.bin"
+    with pytest.raises(ChecksumError):   # same path, size and time, but checked against another checksum
+        fetch_file("b", other, [], data_dir=tmp_path, download=False)
 
 
 def test_offline_lookup_order_and_errors(tmp_path, monkeypatch):

@@ -139,3 +139,47 @@ def test_cli_records_the_mapping_and_evaluate_reads_the_same_split(tmp_path, cap
     capsys.readouterr()
     assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--no-progress"]) == 0
     assert ": 90 train, 10 validation" in capsys.readouterr().out  # 100 test rows held out, as in the first sitting
+
+
+def test_run_data_is_read_as_recorded_and_resume_refuses_another_split(tmp_path, capsys, monkeypatch):
+    x = np.random.default_rng(4).random((200, 6), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    monkeypatch.chdir(tmp_path)
+    common = ["--epochs", "1", "--latent-dim", "2", "--hidden-dims", "8", "--likelihood", "gaussian", "--no-progress"]
+    assert main(["train", "--model", "ae", "--data", "x.npy", "--mmap", "--test-fraction", "0.3", "--validation",
+                 "0.5", "--out", "run", *common]) == 0
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (info["memory_mapped"], info["test_fraction"], info["validation"]) == (True, 0.3, 0.5)
+    # the same file named by another path is the run's data: read and split as recorded (the last 60 rows)
+    for data in ("./x.npy", str(tmp_path / "x.npy")):
+        out = tmp_path / f"ev{len(data)}"
+        assert main(["evaluate", "run", "--data", data, "--out", str(out), "--no-figures"]) == 0
+        assert json.loads((out / "evaluation.json").read_text())["metrics"]["n"] == 60
+    assert main(["evaluate", "run", "--split", "val", "--out", "evv", "--no-figures"]) == 0
+    assert json.loads((tmp_path / "evv" / "evaluation.json").read_text())["metrics"]["n"] == 70
+    capsys.readouterr()
+    for flag in (["--no-mmap"], ["--test-fraction", "0.2"], ["--validation", "0.1"]):
+        assert main(["train", "--resume", "--out", "run", "--epochs", "2", *flag]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "would split it otherwise" in err and "\n" not in err, err
+    # a run recorded before the mapping was: its data was read whole, and stays so on any machine
+    del info["memory_mapped"]
+    (tmp_path / "run" / "run.json").write_text(json.dumps(info))
+    monkeypatch.setattr(mapped, "physical_memory", lambda: 1000)
+    assert main(["train", "--resume", "--out", "run", "--epochs", "2", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert ": 70 train, 70 validation" in out and "memory-mapped" not in out
+
+
+def test_mapping_refuses_fortran_order_and_foreign_byte_order(tmp_path):
+    x = np.random.default_rng(5).random((30, 4)).astype(np.float32)
+    np.save(tmp_path / "f.npy", np.asfortranarray(x))
+    with pytest.raises(DataError, match="Fortran"):
+        load_dataset(str(tmp_path / "f.npy"), mmap=True)
+    np.save(tmp_path / "be.npy", x.astype(">f4"))
+    with pytest.raises(DataError, match="big-endian float32"):
+        load_dataset(str(tmp_path / "be.npy"), mmap=True)
+    d = load_dataset(str(tmp_path / "be.npy"), mmap=False, validation=0, test_fraction=0.0)  # converted in memory
+    assert torch.equal(d.train.x, torch.from_numpy(x))
+    with pytest.raises(DataError, match="got no rows"):
+        Preprocessing(input_shape=(4,), scale="minmax").fit(torch.zeros(0, 4))

@@ -84,16 +84,46 @@ def run_info(path: str | Path) -> dict[str, Any]:
     return {}
 
 
-def use_run_data(args: argparse.Namespace, info: dict[str, Any]) -> None:
-    """Read the data a run was trained on (without ``--data``) as its run.json says it was read: its
-    folder, its test share and memory-mapped or not (a mapped file is split differently)."""
+# How a run read and split its data: run.json key, CLI attribute, flag (restored by use_run_data).
+DATA_READING = (("memory_mapped", "mmap", "--mmap/--no-mmap"), ("test_fraction", "test_fraction", "--test-fraction"),
+                ("validation", "validation", "--validation"), ("label_column", "label_column", "--label-column"))
+
+
+def data_record(args: argparse.Namespace, data: Any) -> dict[str, Any]:
+    """The run.json entries that let a later command read and split the run's data the same way."""
+    return {"data": str(args.data), "data_dir": args.data_dir, "memory_mapped": data.memory_mapped,
+            "test_fraction": args.test_fraction, "validation": args.validation, "label_column": args.label_column}
+
+
+def use_run_data(args: argparse.Namespace, info: dict[str, Any], *, resume: bool = False) -> None:
+    """Read the data a run was trained on (without ``--data``, or with the same data named another
+    way) as its run.json says it was read: its folder, memory-mapped or not (a mapped file is split
+    differently), its test share, validation split and label column. With ``resume`` an option that
+    would split the data otherwise is refused: the run's test rows would become training rows."""
     args.data = args.data or info.get("data")
-    if not args.data or str(args.data) != str(info.get("data")):
+    if not args.data or not _same_data(args.data, info.get("data")):
         return
     args.data_dir = args.data_dir or info.get("data_dir")
-    for key, saved in (("mmap", "memory_mapped"), ("test_fraction", "test_fraction")):
-        if getattr(args, key, None) is None:
-            setattr(args, key, info.get(saved))
+    for saved, key, flag in DATA_READING:
+        recorded = info.get(saved, False if saved == "memory_mapped" else None)  # runs before the record: read whole
+        given = getattr(args, key, None)
+        if given is None:
+            setattr(args, key, recorded)
+        elif resume and given != recorded:
+            raise ConfigError(f"--resume reads the data as the first sitting did ({saved}={recorded!r}); {flag} "
+                              f"{given!r} would split it otherwise (start a new run for another split).")
+
+
+def _same_data(a: Any, b: Any) -> bool:
+    """Whether two --data values name the same data set or file (a relative and an absolute path alike)."""
+    from ..data.catalog import canonical_name
+
+    if b is None:
+        return False
+    name_a, name_b = canonical_name(str(a)), canonical_name(str(b))
+    if name_a or name_b:
+        return name_a == name_b
+    return Path(str(a)).expanduser().resolve() == Path(str(b)).expanduser().resolve()
 
 
 def model_inputs(model: Any, x: torch.Tensor, seed: int = 0) -> torch.Tensor:

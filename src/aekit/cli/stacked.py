@@ -21,7 +21,7 @@ from .. import registry
 from ..config import TrainConfig
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_text
-from .common import add_data_args, load_data, resolve_model_dir, run_info, use_run_data
+from .common import add_data_args, data_record, load_data, resolve_model_dir, run_info, use_run_data
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -129,8 +129,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
     seconds = _pretrain(model, x, val_x, tc, out / "layers")
     model.save_pretrained(out / "pretrained")
     atomic_write_text(out / "run.json", json.dumps({
-        "model": args.model, "data": str(args.data), "data_dir": args.data_dir, "memory_mapped": data.memory_mapped,
-        "test_fraction": args.test_fraction, "stage": "pretrain",
+        "model": args.model, **data_record(args, data), "stage": "pretrain",
         "model_config": model.config.to_dict(), "train_config": tc.to_dict(),
         "preprocessing": model.preprocessing.to_dict(), "seconds": seconds,
     }, indent=2) + "\n")
@@ -170,8 +169,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         pretrain_seconds = _pretrain(model, x, val_x, ptc, out / "layers")
     name = registry.name_of(model)
     atomic_write_text(out / "run.json", json.dumps({
-        "model": name, "data": str(args.data), "data_dir": args.data_dir, "memory_mapped": data.memory_mapped,
-        "test_fraction": args.test_fraction, "stage": "finetune",
+        "model": name, **data_record(args, data), "stage": "finetune",
         "pretrained_from": args.pretrained, "pretrained_layers": int(model.pretrained_layers),
         "model_config": model.config.to_dict(), "train_config": tc.to_dict(), "preprocessing": model.preprocessing.to_dict(),
         "n_train": int(x.shape[0]), "n_val": 0 if val_x is None else int(val_x.shape[0]),

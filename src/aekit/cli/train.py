@@ -18,7 +18,7 @@ from ..data.chunked import value_range
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import STATE_NAME, atomic_write_text
 from ..nn import UNIT_INTERVAL_LIKELIHOODS
-from .common import add_data_args, load_data, parse_assignments, use_run_data
+from .common import add_data_args, data_record, load_data, parse_assignments, use_run_data
 
 
 def register(sub: Any) -> None:
@@ -127,7 +127,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues the model saved in {str(out)!r}; {given[0]} cannot change it "
                               "(start a new run for another model).")
         args.model = saved["model"]
-        use_run_data(args, saved)  # read and split the data as the first sitting did
+        use_run_data(args, saved, resume=True)  # read and split the data as the first sitting did
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"The run folder {str(out)!r} already exists and is not empty; choose another --out or pass --resume.")
     if not args.data:
@@ -169,8 +169,7 @@ def run_train(args: argparse.Namespace) -> int:
         _record_resume(info_path, saved, tc.to_dict(), out)
     if not args.resume and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
         atomic_write_text(info_path, json.dumps({
-            "model": args.model, "data": str(args.data), "data_dir": args.data_dir, "memory_mapped": data.memory_mapped,
-            "test_fraction": args.test_fraction,
+            "model": args.model, **data_record(args, data),
             "model_config": config.to_dict(), "train_config": tc.to_dict(), "preprocessing": pre.to_dict(),
             "n_train": int(x.shape[0]), "n_val": 0 if val_x is None else int(val_x.shape[0]),
             "labels": n_labels, "labelled_fraction": fraction,

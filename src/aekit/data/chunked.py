@@ -7,6 +7,7 @@ take the same path, which also keeps the peak memory of the checks at one block.
 
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import torch
@@ -18,7 +19,7 @@ BLOCK_BYTES = 32 << 20  # 32 MiB of input per block
 def row_blocks(x: Tensor) -> Iterator[Tensor]:
     """Consecutive views ``x[s : s + rows]`` of about ``BLOCK_BYTES`` each (at least one row)."""
     n = int(x.shape[0])
-    row_bytes = max(1, (x[0].numel() if n else 1) * x.element_size())
+    row_bytes = max(1, math.prod(x.shape[1:]) * x.element_size())
     rows = max(1, BLOCK_BYTES // row_bytes)
     for start in range(0, n, rows):
         yield x[start : start + rows]
@@ -46,7 +47,7 @@ def all_binary(x: Tensor) -> bool:
 
 def feature_mean(x: Tensor) -> Tensor:
     """Per-feature mean (D,) of ``x`` (N, *shape) flattened to (N, D), summed in float64."""
-    total = torch.zeros(x[0].numel(), dtype=torch.float64, device=x.device)
+    total = torch.zeros(math.prod(x.shape[1:]), dtype=torch.float64, device=x.device)
     for b in row_blocks(x):
         total += b.reshape(b.shape[0], -1).sum(0, dtype=torch.float64)
     return total / max(1, int(x.shape[0]))

@@ -31,8 +31,9 @@ _CHUNK = 1 << 20  # 1 MiB: streaming chunk for downloads and hashing
 _TIMEOUT_S = 60
 _STALE_PART_S = 3600  # a .part file untouched this long belongs to no running download
 
-# (resolved path, size, mtime_ns) of files whose checksum already matched in this process.
-_VERIFIED: set[tuple[str, int, int]] = set()
+# (resolved path, size, mtime_ns, checksum) of files whose checksum already matched in this process: a
+# file verified as one data set's is not thereby taken for another's of the same name and size.
+_VERIFIED: set[tuple[str, int, int, tuple[str, str] | None]] = set()
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,20 @@ def local_copies(dataset: str, spec: FileSpec, data_dir: str | Path | None = Non
 
 
 def find_local(dataset: str, spec: FileSpec, data_dir: str | Path | None = None) -> Path | None:
-    """The first existing local copy of ``spec`` (or of its unpacked form) of the published size, unhashed
-    (a cheap look that passes over another data set's file of the same name); None when there is none."""
-    return next((p for p, form in local_copies(dataset, spec, data_dir)
-                 if p.is_file() and (form.size is None or p.stat().st_size == form.size)), None)
+    """The first existing local copy of ``spec`` of the published size, unhashed (a cheap look that
+    passes over another data set's file of the same name), or of its unpacked form, hashed (MNIST's
+    and Fashion-MNIST's unpacked files have the same sizes); None when there is none."""
+    for path, form in local_copies(dataset, spec, data_dir):
+        if not path.is_file() or (form.size is not None and path.stat().st_size != form.size):
+            continue
+        if form is spec:
+            return path
+        try:
+            verify_file(path, form)
+            return path
+        except ChecksumError:
+            continue
+    return None
 
 
 def file_digest(path: Path, algorithm: str) -> str:
@@ -107,7 +118,7 @@ def file_digest(path: Path, algorithm: str) -> str:
 def verify_file(path: Path, spec: FileSpec) -> None:
     """Raise ChecksumError when ``path`` does not have the published size and checksum of ``spec``."""
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, spec.checksum)
     if key in _VERIFIED:
         return
     if spec.size is not None and stat.st_size != spec.size:
@@ -222,7 +233,7 @@ def _download(url: str, target: Path, spec: FileSpec) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     stat = target.stat()
-    _VERIFIED.add((str(target.resolve()), stat.st_size, stat.st_mtime_ns))
+    _VERIFIED.add((str(target.resolve()), stat.st_size, stat.st_mtime_ns, spec.checksum))
 
 
 def resolve_file(dataset_name: str, filename: str, data_dir: str | Path | None = None, download: bool = True) -> Path:

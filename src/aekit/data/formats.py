@@ -58,7 +58,8 @@ def read_idx(path: str | Path, expected_magic: int | None = None) -> np.ndarray:
             else:
                 data = bytearray(raw.read())
     except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError; a cut gzip is EOFError
-        raise DataError(f"IDX file {path} could not be decompressed ({exc}); expected a complete gzip file.") from exc
+        raise DataError(f"IDX file {path} could not be read ({exc}); expected a complete IDX file, gzip-compressed "
+                        "or not.") from exc
     if len(data) < 4:
         raise DataError(f"IDX file {path} holds {len(data)} bytes; expected at least a 4-byte header.")
     magic = int(np.frombuffer(data, dtype=">u4", count=1)[0])

@@ -75,7 +75,8 @@ def load_dataset(
     if name is not None:
         spec = DATASETS[name]
         if fraction_given and spec.fixed_test:
-            raise DataError(f"test_fraction={test_fraction!r} was given for {name!r}, which has a fixed test split; "
+            raise DataError(f"test_fraction={test_fraction!r} (--test-fraction) was given for {name!r}, which has a "
+                            "fixed test split; "
                             "expected it only for data without one (digits, or a file of a single array).")
         return spec.loader(spec, data_dir=data_dir, download=download, validation=validation,
                            test_fraction=test_fraction, seed=seed)
@@ -93,9 +94,9 @@ def load_dataset(
     if should_map(path, mmap):
         return mapped_splits(path, validation=validation, test_fraction=test_fraction)
     raw = read_user_file(path, label_column)
-    if fraction_given and "test" in raw:
-        raise DataError(f"test_fraction={test_fraction!r} was given for {path}, which has its own test split "
-                        "(x_test); expected it only for a file of a single array.")
+    if fraction_given and "all" not in raw:
+        raise DataError(f"test_fraction={test_fraction!r} (--test-fraction) was given for {path}, which has its own "
+                        f"splits ({', '.join('x_' + k for k in raw)}); expected it only for a file of a single array.")
     return _user_splits(path, raw, validation=validation, test_fraction=test_fraction, seed=seed)
 
 
@@ -175,6 +176,8 @@ def _features(path: Path, x: np.ndarray, split: str) -> torch.Tensor:
             f"Data file {where} has an array of shape {x.shape}; "
             "expected at least one row and one value per row."
         )
+    if not x.dtype.isnative:
+        x = x.astype(x.dtype.newbyteorder("="))  # big-endian numbers (e.g. '>f4') in this machine's order
     if x.ndim == 4 and x.shape[1] not in (1, 3, 4) and x.shape[-1] in (1, 3, 4):
         x = x.transpose(0, 3, 1, 2)  # channels-last (N, H, W, C), as PIL and TensorFlow write it -> (N, C, H, W)
     pixels = x.dtype == np.uint8  # 8-bit arrays are grey levels: scale to [0, 1] like the named images

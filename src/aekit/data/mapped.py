@@ -55,7 +55,7 @@ def should_map(path: Path, mmap: bool | None) -> bool:
     need = int(np.prod(header.shape, dtype=np.int64)) * 4
     if memory is None or need <= AUTO_FRACTION * memory:
         return False
-    if header.dtype != np.float32:
+    if header.dtype != np.dtype("=f4"):
         raise DataError(
             f"Array file {path} would need {need / 2**30:.1f} GiB as float32, more than half of this machine's "
             f"{memory / 2**30:.1f} GiB, and its dtype {header.dtype} cannot be memory-mapped for training; save it "
@@ -66,10 +66,15 @@ def should_map(path: Path, mmap: bool | None) -> bool:
 def mapped_splits(path: Path, *, validation: int | float | None, test_fraction: float) -> DatasetSplits:
     """Map a float32 ``.npy`` and split its rows contiguously: train, then validation, then test."""
     x = read_npy(path, mmap=True).x
-    if x.dtype != np.float32:
+    if x.dtype != np.dtype("=f4"):
+        what = "big-endian float32" if x.dtype == np.dtype(">f4") else str(x.dtype)
         raise DataError(
-            f"Array file {path} holds {x.dtype} values; memory mapping needs float32 (the dtype models train in). "
-            "Save it as float32 (8-bit images divided by 255), or load it with mmap=False to convert it in memory.")
+            f"Array file {path} holds {what} values; memory mapping needs float32 in this machine's byte order (the "
+            "dtype models train in). Save it so (8-bit images divided by 255), or read it with mmap=False "
+            "(--no-mmap) to convert it in memory.")
+    if x.ndim > 1 and not x.flags.c_contiguous:
+        raise DataError(f"Array file {path} is stored in Fortran (column) order, so every row is spread over the whole "
+                        "file; save it in C order (numpy.save(path, numpy.ascontiguousarray(x))) to map it.")
     if x.ndim < 2 or x.ndim > 4 or x.shape[0] < 1 or x[0].size < 1:
         raise DataError(f"Array file {path} has an array of shape {x.shape}; expected at least one row, "
                         "N x D, N x H x W or N x C x H x W.")

@@ -106,6 +106,8 @@ class Preprocessing:
         if self.scale == "none":
             return replace(self, mean=None, std=None)
         x = x.detach()
+        if x.shape[0] == 0:
+            raise DataError("Preprocessing.fit got no rows; expected training data to fit the scaling on.")
         if count_nonfinite(x):
             raise DataError("Preprocessing.fit got NaN or infinite values; expected finite training data.")
         # (D,) statistics of the (N, D) rows, summed in float64 a block of rows at a time (no copy of x)
@@ -140,7 +142,7 @@ class Preprocessing:
             )
         n = x.shape[0]
         x = x if x.is_floating_point() else x.to(torch.float32)
-        if self.scale == "none" and self.binarize != "threshold":  # nothing to compute: a view, never a copy
+        if self.scale == "none" and self.binarize != "threshold":  # nothing to compute: a view where the layout allows
             return x.reshape(n, -1) if self.flatten else x.reshape(n, *self.input_shape)
         flat = x.reshape(n, -1)  # (N, D)
         if self.scale != "none":
