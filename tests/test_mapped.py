@@ -183,3 +183,16 @@ def test_mapping_refuses_fortran_order_and_foreign_byte_order(tmp_path):
     assert torch.equal(d.train.x, torch.from_numpy(x))
     with pytest.raises(DataError, match="got no rows"):
         Preprocessing(input_shape=(4,), scale="minmax").fit(torch.zeros(0, 4))
+
+
+def test_memory_limit_of_a_container_counts(tmp_path, monkeypatch):
+    (tmp_path / "v2").write_text("max\n")
+    (tmp_path / "v1").write_text("9223372036854771712\n")
+    (tmp_path / "job").write_text("1000\n")
+    monkeypatch.setattr(mapped, "cgroup_limit_files", lambda: [tmp_path / "v2", tmp_path / "v1", tmp_path / "gone"])
+    machine = mapped.physical_memory()
+    assert machine is not None and machine > 10**6  # no limit set: the machine's memory
+    monkeypatch.setattr(mapped, "cgroup_limit_files", lambda: [tmp_path / "v2", tmp_path / "job"])
+    assert mapped.physical_memory() == 1000
+    np.save(tmp_path / "f.npy", np.zeros((50, 4), dtype=np.float32))  # 800 bytes > half of the 1000 allowed
+    assert load_dataset(str(tmp_path / "f.npy")).memory_mapped

@@ -112,41 +112,32 @@ def _labels_for(model: torch.nn.Module, y: torch.Tensor | None) -> torch.Tensor 
 
 
 class _EpochMeans:
-    """Batch-size-weighted means of the loss terms over an epoch, with nothing but a list append per step.
+    """Batch-size-weighted means of the loss terms over an epoch, with no host sync per step.
 
-    Each step's detached scalars stay on the device and are reduced every ``flush`` steps in one
-    stack, so logging issues no per-step tensor arithmetic and no host sync (read back once an epoch).
+    Each step adds its detached terms, weighted by the batch size, into one (K,) tensor on the
+    device; the sums are read back once an epoch. Nothing of a step outlives it: keeping each
+    step's scalars for a later reduction (as this class once did) left small live allocations
+    between the freed buffers of every batch, so the heap could not reuse them and grew by about one
+    batch's working set per step (0.6 GB over 200 steps of batch 500 on MNIST-sized rows), which
+    also cost page faults.
     """
 
-    def __init__(self, flush: int = 256):
-        self.flush = flush
+    def __init__(self) -> None:
         self.keys: list[str] = []
-        self.pending: list[torch.Tensor] = []
-        self.sizes: list[int] = []
         self.sums: torch.Tensor | None = None
         self.seen = 0
 
     def add(self, lo: Any, n: int) -> None:
         if not self.keys:
             self.keys = ["loss", *lo.terms]
-        self.pending += [lo.total.detach(), *lo.terms.values()]
-        self.sizes.append(n)
+        vals = torch.stack([lo.total.detach(), *(v.detach() for v in lo.terms.values())]).float()  # (K,)
+        if self.sums is None:
+            self.sums = torch.zeros_like(vals)
+        self.sums.add_(vals, alpha=n)
         self.seen += n
-        if len(self.sizes) >= self.flush:
-            self._reduce()
-
-    def _reduce(self) -> None:
-        if not self.sizes:
-            return
-        vals = torch.stack([v.float() for v in self.pending]).view(len(self.sizes), len(self.keys))
-        w = torch.tensor(self.sizes, dtype=vals.dtype, device=vals.device)
-        part = w @ vals                                                   # (K,) sums over the examples
-        self.sums = part if self.sums is None else self.sums + part
-        self.pending, self.sizes = [], []
 
     def totals(self) -> torch.Tensor:
         """(K + 1,): the summed terms and, last, the number of examples."""
-        self._reduce()
         assert self.sums is not None
         return torch.cat([self.sums, torch.tensor([float(self.seen)], device=self.sums.device)])
 

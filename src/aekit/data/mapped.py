@@ -25,15 +25,43 @@ from aekit.data.formats import read_npy
 from aekit.data.splits import DatasetSplits, Split, is_binary, validation_count
 from aekit.errors import ConfigError, DataError
 
-AUTO_FRACTION = 0.5  # mmap=None maps a .npy whose float32 copy would need more than this share of memory
+AUTO_FRACTION = 0.5  # mmap=None maps a .npy whose float32 copy would need more than this share of the memory
 
 
 def physical_memory() -> int | None:
-    """Bytes of physical memory, or None where the system does not say."""
+    """Bytes of memory this process may use: the machine's, or less where its cgroup (a container,
+    a batch job) sets a limit; None where the system says neither."""
     try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+        limits = [int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))]
     except (AttributeError, OSError, ValueError):
-        return None
+        limits = []
+    for path in cgroup_limit_files():
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:  # "max" (v2) or a huge number (v1): no limit
+            limits.append(int(text))
+    return min(limits) if limits else None
+
+
+def cgroup_limit_files() -> list[Path]:
+    """The memory-limit files of this process's cgroups (v2 ``memory.max``, v1 ``memory.limit_in_bytes``),
+    at the path /proc/self/cgroup names and at the mount's root (what a container sees of its own)."""
+    root = Path("/sys/fs/cgroup")
+    files = [root / "memory.max", root / "memory" / "memory.limit_in_bytes"]
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return files
+    for line in lines:
+        _, controllers, where = (line.split(":", 2) + ["", ""])[:3]
+        where = where.lstrip("/")
+        if controllers == "":
+            files.append(root / where / "memory.max")
+        elif "memory" in controllers.split(","):
+            files.append(root / "memory" / where / "memory.limit_in_bytes")
+    return files
 
 
 def should_map(path: Path, mmap: bool | None) -> bool:
@@ -57,8 +85,8 @@ def should_map(path: Path, mmap: bool | None) -> bool:
         return False
     if header.dtype != np.dtype("=f4"):
         raise DataError(
-            f"Array file {path} would need {need / 2**30:.1f} GiB as float32, more than half of this machine's "
-            f"{memory / 2**30:.1f} GiB, and its dtype {header.dtype} cannot be memory-mapped for training; save it "
+            f"Array file {path} would need {need / 2**30:.1f} GiB as float32, more than half of the "
+            f"{memory / 2**30:.1f} GiB of memory this process may use, and its dtype {header.dtype} cannot be memory-mapped for training; save it "
             "as float32 (numpy.lib.format.open_memmap, filled a block at a time; 8-bit images divided by 255).")
     return True
 
