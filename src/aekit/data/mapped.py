@@ -46,8 +46,9 @@ def physical_memory() -> int | None:
 
 
 def cgroup_limit_files() -> list[Path]:
-    """The memory-limit files of this process's cgroups (v2 ``memory.max``, v1 ``memory.limit_in_bytes``),
-    at the path /proc/self/cgroup names and at the mount's root (what a container sees of its own)."""
+    """The memory-limit files (v2 ``memory.max``, v1 ``memory.limit_in_bytes``) of this process's
+    cgroups and their ancestors. /proc/self/cgroup names a group from the host's root, while a
+    container mounts its own group as /sys/fs/cgroup, so every tail of that path is tried as well."""
     root = Path("/sys/fs/cgroup")
     files = [root / "memory.max", root / "memory" / "memory.limit_in_bytes"]
     try:
@@ -56,12 +57,17 @@ def cgroup_limit_files() -> list[Path]:
         return files
     for line in lines:
         _, controllers, where = (line.split(":", 2) + ["", ""])[:3]
-        where = where.lstrip("/")
         if controllers == "":
-            files.append(root / where / "memory.max")
+            base, name = root, "memory.max"
         elif "memory" in controllers.split(","):
-            files.append(root / "memory" / where / "memory.limit_in_bytes")
-    return files
+            base, name = root / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        parts = [p for p in where.split("/") if p]
+        for start in range(len(parts)):  # the path seen from each possible mount root
+            for stop in range(start + 1, len(parts) + 1):  # the group and its ancestors below that root
+                files.append(base.joinpath(*parts[start:stop], name))
+    return list(dict.fromkeys(files))
 
 
 def should_map(path: Path, mmap: bool | None) -> bool:
