@@ -14,6 +14,7 @@ random. The batches of an epoch are still a fresh random permutation of the trai
 
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 
@@ -112,6 +113,7 @@ def mapped_splits(path: Path, *, validation: int | float | None, test_fraction: 
     if x.ndim < 2 or x.ndim > 4 or x.shape[0] < 1 or x[0].size < 1:
         raise DataError(f"Array file {path} has an array of shape {x.shape}; expected at least one row, "
                         "N x D, N x H x W or N x C x H x W.")
+    _advise_random(x)
     t = torch.from_numpy(x)  # shares the mapping: no copy
     if t.ndim == 4 and t.shape[1] not in (1, 3, 4) and t.shape[-1] in (1, 3, 4):
         t = t.permute(0, 3, 1, 2)  # channels-last -> (N, C, H, W), a view
@@ -130,3 +132,15 @@ def mapped_splits(path: Path, *, validation: int | float | None, test_fraction: 
         name=path.stem, train=train, val=val, test=test, shape=tuple(int(d) for d in t.shape[1:]),
         num_classes=None, class_names=None, is_binary=is_binary(train, val, test), memory_mapped=True,
     )
+
+
+def _advise_random(x: np.ndarray) -> None:
+    """Tell the kernel that the mapping is read in random order (the batches of a permutation), so a
+    page fault reads its page and not the default read-ahead window around it: with rows of a few KiB
+    and a file larger than memory, read-ahead multiplied the bytes read from disk by tens."""
+    handle = getattr(x, "_mmap", None)  # numpy.memmap's mmap.mmap object
+    if handle is not None and hasattr(handle, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        try:
+            handle.madvise(mmap.MADV_RANDOM)
+        except OSError:
+            pass  # advice only
