@@ -196,3 +196,21 @@ def test_memory_limit_of_a_container_counts(tmp_path, monkeypatch):
     assert mapped.physical_memory() == 1000
     np.save(tmp_path / "f.npy", np.zeros((50, 4), dtype=np.float32))  # 800 bytes > half of the 1000 allowed
     assert load_dataset(str(tmp_path / "f.npy")).memory_mapped
+
+
+def test_mapped_blocks_are_prefetched_in_one_request_each(tmp_path, monkeypatch, tiny_blocks):
+    from aekit.data import pages
+
+    np.save(tmp_path / "x.npy", np.ones((8, 1024), dtype=np.float32))  # rows of one 4 KiB page after a 128-byte header
+    calls = []
+    monkeypatch.setattr(pages, "_advise", lambda handle, option, start, length: calls.append((option, start, length)))
+    d = load_dataset(str(tmp_path / "x.npy"), mmap=True, validation=0, test_fraction=0.0)
+    assert calls[0][0] == getattr(__import__("mmap"), "MADV_RANDOM", None)  # the whole mapping, advised once
+    calls.clear()
+    monkeypatch.setattr(chunked, "BLOCK_BYTES", 3 * 4096)  # three rows per block
+    assert chunked.count_nonfinite(d.train.x) == 0
+    header = 128
+    want = [(header + a * 4096 - (header + a * 4096) % 4096, header + b * 4096) for a, b in ((0, 3), (3, 6), (6, 8))]
+    assert [(s, s + n) for _, s, n in calls] == want
+    pages.prefetch(torch.ones(5, 3))  # memory that is not a mapping: nothing asked
+    assert len(calls) == 3

@@ -9,12 +9,13 @@ rows at a time (:mod:`aekit.data.chunked`).
 Because a random split would have to gather (copy) its rows, the splits of a mapped file are
 contiguous: the last ``test_fraction`` of the rows are the test split and the validation rows come
 just before them, as in the MNIST convention. Shuffle the file once beforehand if its order is not
-random. The batches of an epoch are still a fresh random permutation of the training rows.
+random. The batches of an epoch are still a fresh random permutation of the training rows. The
+mapping is advised for random reads, and the block-wise checks prefetch each block
+(:mod:`aekit.data.pages`).
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import torch
 
 from aekit.data.chunked import count_nonfinite
 from aekit.data.formats import read_npy
+from aekit.data.pages import register
 from aekit.data.splits import DatasetSplits, Split, is_binary, validation_count
 from aekit.errors import ConfigError, DataError
 
@@ -113,7 +115,7 @@ def mapped_splits(path: Path, *, validation: int | float | None, test_fraction: 
     if x.ndim < 2 or x.ndim > 4 or x.shape[0] < 1 or x[0].size < 1:
         raise DataError(f"Array file {path} has an array of shape {x.shape}; expected at least one row, "
                         "N x D, N x H x W or N x C x H x W.")
-    _advise_random(x)
+    register(x)  # random-read advice, and block prefetch for the checks
     t = torch.from_numpy(x)  # shares the mapping: no copy
     if t.ndim == 4 and t.shape[1] not in (1, 3, 4) and t.shape[-1] in (1, 3, 4):
         t = t.permute(0, 3, 1, 2)  # channels-last -> (N, C, H, W), a view
@@ -133,14 +135,3 @@ def mapped_splits(path: Path, *, validation: int | float | None, test_fraction: 
         num_classes=None, class_names=None, is_binary=is_binary(train, val, test), memory_mapped=True,
     )
 
-
-def _advise_random(x: np.ndarray) -> None:
-    """Tell the kernel that the mapping is read in random order (the batches of a permutation), so a
-    page fault reads its page and not the default read-ahead window around it: with rows of a few KiB
-    and a file larger than memory, read-ahead multiplied the bytes read from disk by tens."""
-    handle = getattr(x, "_mmap", None)  # numpy.memmap's mmap.mmap object
-    if handle is not None and hasattr(handle, "madvise") and hasattr(mmap, "MADV_RANDOM"):
-        try:
-            handle.madvise(mmap.MADV_RANDOM)
-        except OSError:
-            pass  # advice only
