@@ -71,7 +71,7 @@ def test_mapping_is_chosen_by_size_and_refused_where_it_cannot_work(tmp_path, mo
     np.save(tmp_path / "u8.npy", np.zeros((50, 4), dtype=np.uint8))
     np.savez(tmp_path / "a.npz", x=np.zeros((50, 4), dtype=np.float32))
     assert not load_dataset(str(tmp_path / "f.npy")).memory_mapped  # small: read into memory
-    monkeypatch.setattr(mapped, "physical_memory", lambda: 1000)  # 800 bytes as float32 > half of 1000
+    monkeypatch.setattr(mapped, "usable_memory", lambda: 1000)  # 800 bytes as float32 > half of 1000
     assert load_dataset(str(tmp_path / "f.npy")).memory_mapped
     assert not load_dataset(str(tmp_path / "f.npy"), mmap=False).memory_mapped
     with pytest.raises(DataError, match="cannot be memory-mapped for training; save it as float32"):
@@ -165,7 +165,7 @@ def test_run_data_is_read_as_recorded_and_resume_refuses_another_split(tmp_path,
     # a run recorded before the mapping was: its data was read whole, and stays so on any machine
     del info["memory_mapped"]
     (tmp_path / "run" / "run.json").write_text(json.dumps(info))
-    monkeypatch.setattr(mapped, "physical_memory", lambda: 1000)
+    monkeypatch.setattr(mapped, "usable_memory", lambda: 1000)
     assert main(["train", "--resume", "--out", "run", "--epochs", "2", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert ": 70 train, 70 validation" in out and "memory-mapped" not in out
@@ -190,10 +190,10 @@ def test_memory_limit_of_a_container_counts(tmp_path, monkeypatch):
     (tmp_path / "v1").write_text("9223372036854771712\n")
     (tmp_path / "job").write_text("1000\n")
     monkeypatch.setattr(mapped, "cgroup_limit_files", lambda: [tmp_path / "v2", tmp_path / "v1", tmp_path / "gone"])
-    machine = mapped.physical_memory()
+    machine = mapped.usable_memory()
     assert machine is not None and machine > 10**6  # no limit set: the machine's memory
     monkeypatch.setattr(mapped, "cgroup_limit_files", lambda: [tmp_path / "v2", tmp_path / "job"])
-    assert mapped.physical_memory() == 1000
+    assert mapped.usable_memory() == 1000
     np.save(tmp_path / "f.npy", np.zeros((50, 4), dtype=np.float32))  # 800 bytes > half of the 1000 allowed
     assert load_dataset(str(tmp_path / "f.npy")).memory_mapped
 

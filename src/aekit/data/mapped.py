@@ -31,7 +31,7 @@ from aekit.errors import ConfigError, DataError
 AUTO_FRACTION = 0.5  # mmap=None maps a .npy whose float32 copy would need more than this share of the memory
 
 
-def physical_memory() -> int | None:
+def usable_memory() -> int | None:
     """Bytes of memory this process may use: the machine's, or less where its cgroup (a container,
     a batch job) sets a limit; None where the system says neither."""
     try:
@@ -87,7 +87,7 @@ def should_map(path: Path, mmap: bool | None) -> bool:
                         "(float32) to train on it without reading it into memory.")
     if mmap is not None or not is_npy:
         return bool(mmap)
-    memory = physical_memory()
+    memory = usable_memory()
     header = read_npy(path, mmap=True).x  # the header only: nothing else is read
     need = int(np.prod(header.shape, dtype=np.int64)) * 4
     if memory is None or need <= AUTO_FRACTION * memory:
@@ -95,8 +95,8 @@ def should_map(path: Path, mmap: bool | None) -> bool:
     if header.dtype != np.dtype("=f4"):
         raise DataError(
             f"Array file {path} would need {need / 2**30:.1f} GiB as float32, more than half of the "
-            f"{memory / 2**30:.1f} GiB of memory this process may use, and its dtype {header.dtype} cannot be memory-mapped for training; save it "
-            "as float32 (numpy.lib.format.open_memmap, filled a block at a time; 8-bit images divided by 255).")
+            f"{memory / 2**30:.1f} GiB of memory this process may use, and its dtype {header.dtype} cannot be "
+            "memory-mapped for training; save it as float32 (numpy.lib.format.open_memmap, filled a block at a time; 8-bit images divided by 255).")
     return True
 
 
