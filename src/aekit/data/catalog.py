@@ -174,7 +174,7 @@ _FASHION_FILES = _idx_files({
     "t10k-labels-idx1-ubyte.gz": (5148, "bb300cfdad3c16e7a12a480ee83cd310", "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
                                    10008, "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
 })
-# KMNIST: the MD5s published at http://codh.rois.ac.jp/kmnist/ (sizes not published: not checked).
+# KMNIST: the MD5s published at http://codh.rois.ac.jp/kmnist/; sizes and SHA-256 as the module docstring says.
 _KMNIST_FILES = _idx_files({
     "train-images-idx3-ubyte.gz": (18165135, "bdb82020997e1d708af4cf47b453dcf7", "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4"),
     "train-labels-idx1-ubyte.gz": (29497, "e144d726b3acfaa3e44228e80efcd344", "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17"),

@@ -55,7 +55,8 @@ def load_dataset(
 
     ``mmap=True`` maps a float32 ``.npy`` file instead of reading it (for data larger than memory;
     its splits are then contiguous, see :mod:`aekit.data.mapped`); ``None`` maps a ``.npy`` whose
-    float32 copy would fill more than half of the machine's memory; ``False`` always reads.
+    float32 copy would fill more than half of the memory this process may use (the machine's, or its
+    cgroup's limit); ``False`` always reads.
     """
     # numpy scalars (e.g. from a parameter grid) as the Python numbers they stand for
     validation = float(validation) if isinstance(validation, np.floating) else validation
