@@ -482,3 +482,52 @@ def test_real_binarized_mnist():
     assert (len(d.train), len(d.val), len(d.test)) == (50_000, 10_000, 10_000)
     assert d.is_binary and d.train.y is None and d.shape == (1, 28, 28)
     assert set(d.test.x.unique().tolist()) == {0.0, 1.0}
+
+
+def _fake_cifar_archive(path: Path, per_batch: int, extra: dict[str, bytes] | None = None) -> np.ndarray:
+    """A tar.gz laid out as CIFAR-10's binary archive: five training batches and a test batch of
+    3073-byte records (label, then the R, G, B planes); returns the records in archive order."""
+    import tarfile
+
+    rng = np.random.default_rng(0)
+    records = rng.integers(0, 256, (6 * per_batch, 3073), dtype=np.uint8)
+    records[:, 0] = np.arange(6 * per_batch) % 10
+    names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+    with tarfile.open(path, "w:gz") as tar:
+        for name, payload in [("batches.meta.txt", b"airplane\n")] + [
+                (n, records[i * per_batch:(i + 1) * per_batch].tobytes()) for i, n in enumerate(names)] + list((extra or {}).items()):
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    return records
+
+
+def test_cifar10_reads_the_binary_archive_without_unpickling(tmp_path, monkeypatch):
+    folder = tmp_path / "data" / "cifar-10"
+    folder.mkdir(parents=True)
+    archive = folder / "cifar-10-binary.tar.gz"
+    records = _fake_cifar_archive(archive, per_batch=4)
+    spec = FileSpec(archive.name, archive.stat().st_size, sha256=sha256(archive.read_bytes()))
+    monkeypatch.setitem(DATASETS, "cifar-10", dataclasses.replace(DATASETS["cifar-10"], files=(spec,), mirrors=()))
+    d = load_dataset("cifar-10", data_dir=tmp_path / "data", download=False, validation=3)
+    assert (len(d.train), len(d.val), len(d.test)) == (17, 3, 4) and d.shape == (3, 32, 32)
+    # The last training record is the last validation image: label byte, then the red plane row by row.
+    assert int(d.val.y[-1]) == int(records[19, 0])
+    np.testing.assert_array_equal((d.val.x[-1, 0] * 255).round().numpy().astype(np.uint8), records[19, 1:1025].reshape(32, 32))
+    np.testing.assert_array_equal((d.test.x[0, 2] * 255).round().numpy().astype(np.uint8), records[20, 2049:].reshape(32, 32))
+    assert d.class_names[0] == "airplane" and d.num_classes == 10
+    # A damaged copy is refused by its checksum; a truncated member by its record size.
+    archive.write_bytes(archive.read_bytes()[:-10])
+    with pytest.raises(DataError):
+        load_dataset("cifar-10", data_dir=tmp_path / "data", download=False, validation=3)
+    bad = tmp_path / "bad.tar.gz"
+    _fake_cifar_archive(bad, per_batch=2, extra={"test_batch.bin": b"x" * 10})
+    from aekit.data.formats import read_cifar_binary
+    with pytest.raises(DataError, match="3073-byte records"):
+        read_cifar_binary(bad, ("cifar-10-batches-bin/test_batch.bin",))
+
+
+def test_cifar10_published_checksums():
+    (spec,) = DATASETS["cifar-10"].files
+    assert (spec.size, spec.md5) == (170_052_171, "c32a1d4ab5d03f1284b67883e8d87530")   # the authors' page
+    assert spec.checksum == ("sha256", "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd")

@@ -250,3 +250,21 @@ def test_conditional_vae_encodes_and_decodes_given_the_label(digits, tmp_path):
         est.transform(X[:2], np.array(["a", "z"]))
     again = VAEReducer.from_pretrained(est.save_pretrained(tmp_path / "cvae"))
     np.testing.assert_allclose(again.transform(X[:5], names[:5]), est.transform(X[:5], names[:5]), atol=1e-6)
+
+
+def test_vqvae_reducer_codes_are_codebook_vectors_of_every_position(digits, tmp_path):
+    X, _ = digits
+    X = X[:300]
+    est = AutoencoderReducer(n_components=3, model="vqvae", hidden_dims=(32,), max_epochs=2, batch_size=64,
+                             model_options={"num_codes": 16, "latent_positions": 4, "prior": "uniform"},
+                             random_state=0).fit(X)
+    Z = est.transform(X)
+    assert Z.shape == (300, 4 * 3)   # n_components is one code vector's size; four positions
+    codebook = est.model_.codebook.numpy()
+    for row in Z.reshape(-1, 3)[:50]:
+        assert np.isclose(codebook, row).all(1).any()
+    with torch.no_grad():
+        recon = est.model_.reconstruct(torch.as_tensor(X)).numpy().reshape(300, -1)
+    np.testing.assert_allclose(est.inverse_transform(Z), recon, rtol=1e-5, atol=1e-6)
+    est.save_pretrained(tmp_path / "vq")
+    np.testing.assert_array_equal(type(est).from_pretrained(tmp_path / "vq").transform(X), Z)

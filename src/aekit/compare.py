@@ -271,6 +271,8 @@ def _run_one(name, dim, opts, shape, x_tr, y_tr, x_te, y_te, *, seed, trust_poin
         if not (np.isfinite(z_tr).all() and np.isfinite(z_te).all()):
             raise DataError(f"{name} produced non-finite embeddings.")
         row["n_components"] = int(z_te.shape[1])
+        if row["n_components"] != dim:   # the VQ-VAE: dim values per code position
+            notes.append(f"its embedding has {row['n_components']} values ({row['n_components'] // dim} positions of {dim})")
         emb = (z_te, ys_te)
         if ys_tr is not None and ys_te is not None:
             acc = knn_accuracies(z_tr, ys_tr, z_te, ys_te, ks=(1, 5))

@@ -258,3 +258,37 @@ def jacobian_frobenius_sq(fn, x: torch.Tensor, out_dim: int, create_graph: bool 
         (g,) = torch.autograd.grad(picked.sum(), xr, create_graph=create_graph)
     sq = g.reshape(k, n, -1).pow(2).sum((0, 2))                 # (N,)
     return sq if create_graph else sq.detach()
+
+
+# -- vector quantization (van den Oord, Vinyals & Kavukcuoglu 2017, eq. 3) -------------------------
+
+def nearest_code(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest codebook vector (squared Euclidean distance) for every row: z (R, D),
+    codebook (K, D) -> (R,) long. ||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2 as one matmul, in float32
+    at least (bf16 distances would tie); ||z||^2 is the same for every code and is left out."""
+    z32, e32 = z.float(), codebook.float()
+    dist = e32.pow(2).sum(1).unsqueeze(0) - 2.0 * z32 @ e32.t()   # (R, K), up to the per-row ||z||^2
+    return dist.argmin(1)
+
+
+def straight_through(z_e: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
+    """z_q in the forward pass, with the gradient passed to z_e unchanged (the straight-through
+    estimator of the paper's section 3.1): z_e + sg[z_q - z_e]."""
+    return z_e + (z_q - z_e).detach()
+
+
+def vq_codebook_and_commitment(z_e: torch.Tensor, z_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two quantization terms of eq. 3, per example (N,): the codebook term ||sg[z_e] - e||^2,
+    whose gradient moves only the codes, and the commitment term ||z_e - sg[e]||^2, whose gradient
+    moves only the encoder (it is weighted by beta). Both sum over every latent position and
+    dimension, like the reconstruction log-likelihood they sit beside. Their values are equal."""
+    codebook = _flat(z_q - z_e.detach()).pow(2).sum(1)
+    commitment = _flat(z_e - z_q.detach()).pow(2).sum(1)
+    return codebook, commitment
+
+
+def code_perplexity(counts: torch.Tensor) -> torch.Tensor:
+    """exp(entropy) of the code frequencies ``counts`` (K,): K when every code is used equally, 1 when
+    one code takes every position. The usual measure of how much of a codebook is in use."""
+    p = counts.float() / counts.sum().clamp_min(1)
+    return torch.exp(-(p * torch.log(p.clamp_min(1e-30))).sum())

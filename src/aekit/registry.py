@@ -18,6 +18,7 @@ from .models.vae import VAE, VAEConfig
 from .models.cvae import CVAE, CVAEConfig
 from .models.iwae import IWAE, IWAEConfig
 from .models.ssvae import M2, M2Config
+from .models.vqvae import VQVAE, VQVAEConfig
 
 REGISTRY: dict[str, tuple[type[Autoencoder], type[ModelConfig]]] = {
     "ae": (AE, AEConfig),
@@ -25,6 +26,7 @@ REGISTRY: dict[str, tuple[type[Autoencoder], type[ModelConfig]]] = {
     "iwae": (IWAE, IWAEConfig),
     "cvae": (CVAE, CVAEConfig),
     "m2": (M2, M2Config),
+    "vqvae": (VQVAE, VQVAEConfig),
     "linear_ae": (RegularizedAE, LinearAEConfig),
     "dae": (RegularizedAE, DAEConfig),
     "sparse_ae": (RegularizedAE, SparseAEConfig),

@@ -179,7 +179,7 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.history_ = result.history
         self.fit_seconds_ = float(result.seconds)
         self._seed = seed
-        self._n_features_out = int(self.n_components)
+        self._n_features_out = int(model.latent_dim)   # n_components, or positions x n_components for the VQ-VAE
         return self
 
     # -- using ----------------------------------------------------------------------------------
@@ -200,7 +200,9 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def transform(self, X: Any, y: Any = None) -> np.ndarray:
         """The deterministic code (the posterior mean for variational models), (n_samples, n_components);
-        y: the labels or condition vectors of a conditional model."""
+        for the VQ-VAE n_components is the size of one code vector and the code holds the quantized vector
+        of every position in turn, (n_samples, positions * n_components). y: the labels or condition vectors of a
+        conditional model."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_FLOATS, reset=False)
         c = self._fitted_conditions(y, X.shape[0])
@@ -218,8 +220,8 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         check_is_fitted(self)
         Z = check_array(X, dtype=_FLOATS)
         if Z.shape[1] != self._n_features_out:
-            raise DataError(f"inverse_transform got codes with {Z.shape[1]} columns; the model was fitted with "
-                            f"n_components={self._n_features_out}.")
+            raise DataError(f"inverse_transform got codes with {Z.shape[1]} columns; the fitted model's codes "
+                            f"have {self._n_features_out}.")
         c = self._fitted_conditions(y, Z.shape[0])
         out = self._map(lambda z, cb: self.model_.decode(z, cb).mean(), _as_tensor(Z, (Z.shape[1],)), c)
         return out.reshape(Z.shape[0], self.n_features_in_).astype(Z.dtype, copy=False)
@@ -315,7 +317,7 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         est._seed = int(meta.get("seed", 0))
         est.classes_ = np.asarray(meta["classes_"]) if meta.get("classes_") is not None else None
         est.condition_width_ = meta.get("condition_width_")
-        est._n_features_out = int(est.n_components)
+        est._n_features_out = int(est.model_.latent_dim)
         return est
 
 

@@ -4,6 +4,9 @@
 - ``mnist`` (LeCun et al., 1998), ``fashion-mnist`` (Xiao et al., 2017), ``kmnist`` (Clanuwat et
   al., "Deep Learning for Classical Japanese Literature", 2018): IDX files, 28x28 grey levels.
 - ``binarized-mnist``: the fixed binarization of Larochelle & Murray (AISTATS 2011), 50k/10k/10k.
+- ``cifar-10`` (Krizhevsky, "Learning Multiple Layers of Features from Tiny Images", 2009): 32x32
+  colour images read from the authors' binary archive (no pickle); its MD5 is the authors', its size
+  and SHA-256 as recorded by others who verified it.
 
 Checksums are the published ones (MD5 from the authors, SHA-256 as recorded by TensorFlow Datasets and,
 for KMNIST, by torchvision's dataset definitions; KMNIST's sizes are those its server reports).
@@ -21,7 +24,7 @@ import numpy as np
 import torch
 
 from aekit.data.download import FileSpec, fetch_file, find_local
-from aekit.data.formats import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_amat, read_idx
+from aekit.data.formats import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, read_amat, read_cifar_binary, read_idx
 from aekit.data.splits import (
     DatasetSplits,
     Split,
@@ -116,6 +119,28 @@ def _load_idx(spec: DatasetSpec, *, data_dir, download, validation, **_) -> Data
     return DatasetSplits(spec.name, train, val, test, spec.shape, len(spec.class_names), spec.class_names, False)
 
 
+def _load_cifar(spec: DatasetSpec, *, data_dir, download, validation, **_) -> DatasetSplits:
+    """CIFAR-10: 50,000 training and 10,000 test images (3, 32, 32) in [0, 1]; the validation split is
+    the LAST ``validation`` training images (5,000 by default)."""
+    check_validation(validation)
+    path = fetch_file(spec.name, spec.files[0], spec.mirrors, data_dir, download)
+    folder = "cifar-10-batches-bin/"
+    train_members = tuple(f"{folder}data_batch_{i}.bin" for i in range(1, 6))
+    test_members = (f"{folder}test_batch.bin",)
+    found = read_cifar_binary(path, train_members + test_members)
+    parts = {}
+    for split, members in (("train", train_members), ("test", test_members)):
+        images = np.concatenate([found[m][0] for m in members])
+        labels = np.concatenate([found[m][1] for m in members])
+        if labels.max() >= len(spec.class_names):
+            raise DataError(f"{path} has label {labels.max()}; expected labels below {len(spec.class_names)}.")
+        x = torch.from_numpy(images).float().div_(255.0)
+        parts[split] = Split(x, torch.from_numpy(labels.astype(np.int64)))
+    count = validation_count(5_000 if validation is None else validation, len(parts["train"]), spec.name)
+    train, val = tail_split(parts["train"], count)
+    return DatasetSplits(spec.name, train, val, parts["test"], spec.shape, len(spec.class_names), spec.class_names, False)
+
+
 def _load_binarized(spec: DatasetSpec, *, data_dir, download, validation, **_) -> DatasetSplits:
     """Binarized MNIST: the published 50k/10k/10k split, values exactly 0 or 1, no labels."""
     check_validation(validation)
@@ -187,6 +212,9 @@ _BINARIZED_FILES = _idx_files({
     "binarized_mnist_test.amat": (15680000, "14e41ae11040adba6ab8cb291eda0dd8", "e6687bfea3f820c174f33b7865140b2a2dd2930ef786f35d45795fc193b5ab2c"),
 })
 
+_CIFAR_FILES = (FileSpec("cifar-10-binary.tar.gz", 170_052_171, "c32a1d4ab5d03f1284b67883e8d87530",
+                         "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd"),)
+
 _DIGITS = tuple(str(i) for i in range(10))
 _IMAGE_28 = (1, 28, 28)
 _SPLITS_60K = {"train": 50_000, "val": 10_000, "test": 10_000}
@@ -211,6 +239,10 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("binarized-mnist", "MNIST with Larochelle & Murray's fixed binarization, no labels", _IMAGE_28,
                     _SPLITS_60K, _load_binarized, _BINARIZED_FILES,
                     ("http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/",)),
+        DatasetSpec("cifar-10", "CIFAR-10 natural images in ten classes, 32x32 colour", (3, 32, 32),
+                    {"train": 45_000, "val": 5_000, "test": 10_000}, _load_cifar, _CIFAR_FILES,
+                    ("https://www.cs.toronto.edu/~kriz/",),
+                    ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")),
     )
 }
 

@@ -94,6 +94,35 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
 # -------------------------------------------------------------------------------------------- amat
 
 
+CIFAR_RECORD = 1 + 3 * 32 * 32   # a label byte, then the red, green and blue 32x32 planes row by row
+
+
+def read_cifar_binary(path: str | Path, members: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Images (N, 3, 32, 32) uint8 and labels (N,) uint8 of each named member of CIFAR-10's binary
+    archive (``cifar-10-binary.tar.gz``, Krizhevsky 2009), read in one pass over the archive without
+    extracting it and without unpickling anything: each member is a run of 3073-byte records."""
+    import tarfile
+
+    found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            for member in archive:
+                if member.name not in members or not member.isfile():
+                    continue
+                raw = np.frombuffer(archive.extractfile(member).read(), dtype=np.uint8)
+                if raw.size == 0 or raw.size % CIFAR_RECORD:
+                    raise DataError(f"{member.name} in {path} holds {raw.size} bytes, not a whole number of "
+                                    f"{CIFAR_RECORD}-byte records.")
+                records = raw.reshape(-1, CIFAR_RECORD)
+                found[member.name] = (records[:, 1:].reshape(-1, 3, 32, 32), records[:, 0])
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise DataError(f"{path} is not a readable CIFAR-10 archive ({exc}).") from None
+    missing = [m for m in members if m not in found]
+    if missing:
+        raise DataError(f"{path} lacks {missing[0]}; expected CIFAR-10's binary archive.")
+    return found
+
+
 def read_amat(path: str | Path) -> np.ndarray:
     """Read a whitespace-separated ``.amat`` text file of numbers into a float32 array (N, D).
 

@@ -32,6 +32,9 @@ DEFAULT_CHUNK = 1 << 10
 
 
 def _check(model: Any, name: str) -> None:
+    if name == "log_importance_weights" and getattr(model, "has_likelihood", False) and not hasattr(model, name):
+        raise ConfigError(f"{type(model).__name__}'s q(z|x) is a point mass, so importance samples cannot tighten "
+                          "its bound: evaluate it with k=0 and read the ELBO.")
     if not getattr(model, "has_likelihood", False) or not hasattr(model, name):
         raise ConfigError(f"{type(model).__name__} has no likelihood to evaluate (it defines no {name}).")
 

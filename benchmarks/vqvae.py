@@ -1,0 +1,110 @@
+"""The VQ-VAE of van den Oord, Vinyals & Kavukcuoglu 2017 on CIFAR-10 (or any image data set), with its
+bound in bits per dimension beside the paper's (section 4.1: VQ-VAE 4.67 bits/dim, VAE 4.51, VIMCO 5.14).
+
+The paper's model: two stride-2 4x4 convolutions and two residual blocks of 256 channels, K = 512 codes,
+beta = 0.25, the moving-average codebook (decay 0.99), Adam 2e-4, batch 128. The decoder here is a
+discretized logistic over the 256 levels with a learned scale per pixel, so -log p(x | z_q) is in bits
+of the 8-bit data. Reported on the test split: the bound -log p(x) <= -log p(x | z_q) - log p(z) per
+dimension with the paper's uniform prior (log p(z) = -M log K) and with the gated PixelCNN prior that
+trains alongside; the squared error of the reconstructions; the codes' perplexity and how many are used.
+
+    nice -n 10 python benchmarks/vqvae.py --data cifar-10 --epochs 20
+    python benchmarks/vqvae.py --data mnist --epochs 1 --limit 2000     # a quick check on local data
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import common  # noqa: E402
+from aekit import registry  # noqa: E402
+from aekit.config import TrainConfig  # noqa: E402
+from aekit.data import load_dataset  # noqa: E402
+from aekit.evaluate.likelihood import bits_per_dim, elbo_terms  # noqa: E402
+from aekit.train import fit  # noqa: E402
+
+PUBLISHED = {"cifar-10": {"VQ-VAE": 4.67, "VAE": 4.51, "VIMCO": 5.14}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="cifar-10")
+    p.add_argument("--data-dir")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--channels", type=int, default=256)
+    p.add_argument("--code-dim", type=int, default=64)
+    p.add_argument("--codes", type=int, default=512)
+    p.add_argument("--limit", type=int, default=0, help="train on the first LIMIT training images only (0: all)")
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", default=None, help="keep checkpoints and metrics.csv here (resumable)")
+    p.add_argument("--tag", default=None, help="results file name suffix (default: the data set's name)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    data = load_dataset(args.data, data_dir=common.data_dir(args.data_dir))
+    x, x_test = data.train.x, data.test.x
+    if args.limit:
+        x = x[: args.limit]
+    options = dict(input_shape=list(x.shape[1:]), architecture="conv", conv_channels=[args.channels] * 2,
+                   residual_blocks=2, latent_dim=args.code_dim, num_codes=args.codes, beta=0.25,
+                   codebook_update="ema", ema_decay=0.99, likelihood="discretized_logistic",
+                   decoder_variance="learned")
+    model = registry.build("vqvae", options)
+    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=False)
+    print(f"$ {common.command()}\n{common.machine()}\n{data.name}: {x.shape[0]} training, {x_test.shape[0]} test images")
+    rate = common.gemm_rate()
+    t0, c0 = time.perf_counter(), time.process_time()
+    fit(model, x, None, config=tc, val_x=data.val.x if len(data.val) else None, run_dir=args.run_dir,
+        on_epoch_end=lambda r: print(f"  epoch {int(r['epoch'])}: loss {r['train_loss']:.1f} "
+                                     f"perplexity {r['train_perplexity']:.0f} ({r['seconds']:.0f}s)", flush=True))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    model.eval()
+    dims = math.prod(x_test.shape[1:])
+    terms = elbo_terms(model, x_test, batch_size=500)
+    m = model.grid[0] * model.grid[1]
+    uniform = terms["log_px_given_z"] - m * math.log(model.config.num_codes)
+    with torch.no_grad():
+        mse = float(sum(((model.reconstruct(x_test[i:i + 500]) - x_test[i:i + 500]) ** 2).sum()
+                        for i in range(0, x_test.shape[0], 500)) / x_test.numel())
+    use = model.evaluation_terms(x_test)
+    result = {
+        "data": data.name, "train_images": int(x.shape[0]), "epochs": args.epochs, "options": options,
+        "bits_per_dim_uniform_prior": float(bits_per_dim(float(uniform.mean()), dims)),
+        "bits_per_dim_pixelcnn_prior": float(bits_per_dim(float(terms["elbo"].mean()), dims)),
+        "reconstruction_bits_per_dim": float(bits_per_dim(float(terms["log_px_given_z"].mean()), dims)),
+        "test_mse": mse, **use, "wall_seconds": wall, "cpu_seconds": cpu, "gemm_gflops": rate / 1e9,
+        "command": common.command(), "machine": common.machine(),
+    }
+    published = PUBLISHED.get(data.name)
+    lines = [f"# VQ-VAE on {data.name}", "", f"`{result['command']}`", "", result["machine"],
+             f"GEMM {rate / 1e9:.1f} GFLOP/s; {x.shape[0]} training images, {args.epochs} epochs; "
+             f"training {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU.", "",
+             "| test split | ours | published (van den Oord et al. 2017) |", "|---|---|---|"]
+    pub = (lambda k: f"{published[k]}") if published else (lambda k: "–")
+    lines += [f"| bound, bits/dim, uniform prior over codes | {result['bits_per_dim_uniform_prior']:.3f} | VQ-VAE {pub('VQ-VAE')} |"
+              if published else f"| bound, bits/dim, uniform prior over codes | {result['bits_per_dim_uniform_prior']:.3f} | – |",
+              f"| bound, bits/dim, PixelCNN prior | {result['bits_per_dim_pixelcnn_prior']:.3f} | – |",
+              f"| -log p(x \\| z_q), bits/dim | {result['reconstruction_bits_per_dim']:.3f} | – |",
+              f"| squared error per value | {mse:.5f} | – |",
+              f"| code perplexity / codes used | {use['code_perplexity']:.0f} / {use['codes_used']:.0f} of {args.codes} | – |"]
+    if published:
+        lines += ["", f"The paper's other rows: VAE {published['VAE']}, VIMCO {published['VIMCO']} bits/dim."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    md, _ = common.write_results(f"vqvae_{args.tag or data.name}", text, result)
+    print(f"wrote {md}")
+
+
+if __name__ == "__main__":
+    main()
