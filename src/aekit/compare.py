@@ -83,7 +83,7 @@ class ComparisonResult:
             ax.set_xticks([]), ax.set_yticks([])
             ax.set_title(r["method"], fontsize=10)
             z, y = self.embeddings.get((r["method"], dim), (None, None))
-            if r["status"] != "ok" or z is None or z.shape[1] < 2:
+            if r["status"] != "ok" or z is None or z.shape[1] != dim:   # (the VQ-VAE's code is wider than dim)
                 why = r["status"] if z is None or r["status"] != "ok" else f"{z.shape[1]}-D only"
                 ax.text(0.5, 0.5, f"{why}\n{_wrap(r.get('note') or '', 34)}", ha="center", va="center",
                         fontsize=7, transform=ax.transAxes)

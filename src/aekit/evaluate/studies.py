@@ -81,6 +81,9 @@ def latent_dim_study(
     model_cls, _ = registry.get(model)
     if not model_cls.has_likelihood:
         raise ConfigError(f"The latent-dimension study needs a model with a likelihood; {model!r} has none.")
+    if not hasattr(model_cls, "log_importance_weights"):   # the VQ-VAE: codes, not a Gaussian latent of N_z units
+        raise ConfigError(f"The latent-dimension study compares Gaussian latents of N_z units (their ELBO, "
+                          f"log-likelihood and active units); {model!r} has a point-mass q(z|x) and no such units.")
     if not dims or any(int(d) < 1 for d in dims):
         raise ConfigError(f"dims={list(dims)!r} must be positive latent sizes.")
     if len({int(d) for d in dims}) != len(dims):

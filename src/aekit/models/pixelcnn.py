@@ -14,7 +14,9 @@ positions of the current row (1 x (k//2 + 1), its current column masked in the f
 vertical stack feeds the horizontal one. Each stack's output is the gate tanh(a) * sigmoid(b). The
 first layer is 7 x 7 (as in the paper), the rest 3 x 3 with a residual connection on the horizontal
 stack. A grid of one row (the codes of an MLP VQ-VAE) has no rows above to see: its layers have the
-horizontal stack only, a causal sequence model.
+horizontal stack only, a causal sequence model whose later layers are dilated 1, 2, 4, ... as in
+WaveNet (van den Oord et al. 2016), so that L layers reach 2^(L-1) + 2 codes back rather than L + 2.
+On a taller grid the reach is L + 2 rows and columns (``prior_covers`` says whether a grid is covered).
 """
 
 from __future__ import annotations
@@ -27,16 +29,17 @@ from torch import nn
 class GatedLayer(nn.Module):
     """One gated layer: (vertical, horizontal) features (N, C, H, W) each -> the same."""
 
-    def __init__(self, channels: int, kernel: int, first: bool, vertical: bool = True):
+    def __init__(self, channels: int, kernel: int, first: bool, vertical: bool = True, dilation: int = 1):
         super().__init__()
         half = kernel // 2
         self.first = first
         self.half = half
+        self.dilation = dilation   # of the horizontal stack
         self.has_vertical = vertical
         if vertical:
             self.vertical = nn.Conv2d(channels, 2 * channels, (half + 1, kernel))
             self.v_to_h = nn.Conv2d(2 * channels, 2 * channels, 1)
-        self.horizontal = nn.Conv2d(channels, 2 * channels, (1, half + 1))
+        self.horizontal = nn.Conv2d(channels, 2 * channels, (1, half + 1), dilation=(1, dilation))
         self.h_out = nn.Conv2d(channels, channels, 1)
         if first:  # causality of the first layer: the current row (vertical) and column (horizontal) unseen
             if vertical:
@@ -51,7 +54,7 @@ class GatedLayer(nn.Module):
         # Zero padding of k//2 rows above only (and k//2 columns each side) makes output row i read input
         # rows i - k//2 .. i, the kernel's last row being row i; k//2 columns on the left only make
         # output column j read columns j - k//2 .. j. Outputs keep the input's size.
-        h_pre = F.conv2d(F.pad(h, (k, 0, 0, 0)), wh, self.horizontal.bias)
+        h_pre = F.conv2d(F.pad(h, (k * self.dilation, 0, 0, 0)), wh, self.horizontal.bias, dilation=(1, self.dilation))
         if self.has_vertical:
             wv = self.vertical.weight * self.v_mask if self.first else self.vertical.weight
             v_pre = F.conv2d(F.pad(v, (k, k, k, 0)), wv, self.vertical.bias)
@@ -59,6 +62,24 @@ class GatedLayer(nn.Module):
         h_gated = _gate(h_pre)
         h_out = self.h_out(h_gated)
         return v, (h_out if self.first else h_out + h)
+
+
+def prior_covers(grid: tuple[int, int], layers: int) -> bool:
+    """Whether a GatedPixelCNN of ``layers`` layers (first kernel 7) lets every position of ``grid``
+    see every position before it: a reach of 2^(layers-1) + 2 codes on one row, else layers + 2 rows
+    and columns."""
+    h, w = grid
+    if h == 1:
+        return 2 ** (layers - 1) + 2 >= w - 1
+    return layers + 2 >= max(h, w) - 1
+
+
+def min_prior_layers(grid: tuple[int, int]) -> int:
+    """The fewest layers for which ``prior_covers(grid, layers)``."""
+    layers = 1
+    while not prior_covers(grid, layers):
+        layers += 1
+    return layers
 
 
 def _gate(a: torch.Tensor) -> torch.Tensor:
@@ -80,7 +101,8 @@ class GatedPixelCNN(nn.Module):
         self.embed = nn.Embedding(num_codes, channels)
         self.layers = nn.ModuleList(
             [GatedLayer(channels, first_kernel, first=True, vertical=rows > 1)]
-            + [GatedLayer(channels, 3, first=False, vertical=rows > 1) for _ in range(layers - 1)]
+            + [GatedLayer(channels, 3, first=False, vertical=rows > 1, dilation=2 ** i if rows == 1 else 1)
+               for i in range(layers - 1)]
         )
         self.out = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, num_codes, 1))
 

@@ -42,7 +42,7 @@ from ..config import ModelConfig, check_choice, check_positive
 from ..errors import ConfigError, DataError
 from ..nn import LIKELIHOODS, Decoder, DecoderOutput, Encoder, OutputHead, activation
 from .base import Autoencoder, LossOutput
-from .pixelcnn import GatedPixelCNN
+from .pixelcnn import GatedPixelCNN, min_prior_layers, prior_covers
 
 CODEBOOK_UPDATES = ("ema", "loss")
 PRIORS = ("pixelcnn", "uniform")
@@ -90,6 +90,16 @@ class VQVAEConfig(ModelConfig):
             raise ConfigError(f"ema_decay={self.ema_decay!r} must lie strictly between 0 and 1 (the paper uses 0.99).")
         if self.num_codes < 2:
             raise ConfigError(f"num_codes={self.num_codes!r}: a codebook needs at least two codes.")
+        if self.restart_threshold >= 1:
+            raise ConfigError(f"restart_threshold={self.restart_threshold!r} must be below 1: it is a fraction of an "
+                              "even share of use (1/num_codes), and at 1 or more every code would restart at every step.")
+        if self.architecture == "conv" and self.output_bias == "data":
+            raise ConfigError("output_bias='data' is for the MLP decoder; the conv VQ-VAE's decoder starts from "
+                              "its own initialization (use output_bias='zero').")
+        if self.prior == "pixelcnn" and not prior_covers(self.grid, self.prior_layers):
+            need = min_prior_layers(self.grid)
+            raise ConfigError(f"prior_layers={self.prior_layers} lets each code of the {self.grid[0]}x{self.grid[1]} "
+                              f"grid see only part of the codes before it; use prior_layers={need} or more.")
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -119,6 +129,7 @@ class CodeLatent:
 class VQVAEOutput:
     latent: CodeLatent
     recon: DecoderOutput        # decoded from the straight-through z_q
+    counts: torch.Tensor        # (K,) how many of the batch's positions chose each code
 
 
 class _Residual(nn.Module):
@@ -230,15 +241,18 @@ class VQVAE(Autoencoder):
         return self.codebook.index_select(0, codes.reshape(-1)).reshape(codes.shape[0], -1)
 
     @torch.no_grad()
-    def _update_codebook(self, z_e: torch.Tensor, codes: torch.Tensor) -> None:
+    def _update_codebook(self, z_e: torch.Tensor, assign: torch.Tensor) -> None:
         """The moving averages of appendix A.1 and the restart of unused codes; training mode only.
-        Under torch.distributed the counts and sums are summed over processes first."""
+        ``assign`` is the one-hot assignment (R, K) of the grid's R vectors. Sums are one matmul and
+        the restart a masked select, so nothing here waits on the device (no host sync) and the result
+        is deterministic on a GPU too. Under torch.distributed the counts and sums are summed over
+        processes and the restart candidates come from process 0, so every copy keeps one codebook."""
         c, k = self.config, self.config.num_codes
         rows = z_e.detach().permute(0, 2, 3, 1).reshape(-1, z_e.shape[1]).float()   # (R, D)
-        flat = codes.reshape(-1)
-        counts = torch.zeros(k, device=rows.device).index_add_(0, flat, torch.ones_like(flat, dtype=torch.float))
-        sums = torch.zeros(k, rows.shape[1], device=rows.device).index_add_(0, flat, rows) if c.codebook_update == "ema" else None
-        if torch_dist.is_available() and torch_dist.is_initialized():
+        counts = assign.sum(0)                                                       # (K,)
+        sums = assign.t() @ rows if c.codebook_update == "ema" else None              # (K, D)
+        distributed = torch_dist.is_available() and torch_dist.is_initialized()
+        if distributed:
             torch_dist.all_reduce(counts)
             if sums is not None:
                 torch_dist.all_reduce(sums)
@@ -251,16 +265,15 @@ class VQVAE(Autoencoder):
             smoothed = (self.ema_count + 1e-5) / (total + k * 1e-5) * total   # Laplace smoothing
             self.codebook.copy_(self.ema_sum / smoothed.unsqueeze(1))
         if c.restart_threshold > 0:
-            dead = self.usage < c.restart_threshold / k                     # (K,)
-            n_dead = int(dead.sum())
-            if n_dead:
-                pick = torch.randint(rows.shape[0], (n_dead,), device=rows.device)
-                fresh = rows.index_select(0, pick).to(self.codebook.dtype)
-                self.codebook.data[dead] = fresh
-                self.usage[dead] = 1.0 / k
-                if sums is not None:   # a restarted code's averages start as one assignment of `fresh`
-                    self.ema_count[dead] = 1.0
-                    self.ema_sum[dead] = fresh
+            dead = (self.usage < c.restart_threshold / k).unsqueeze(1)          # (K, 1)
+            fresh = rows.index_select(0, torch.randint(rows.shape[0], (k,), device=rows.device))   # (K, D)
+            if distributed:
+                torch_dist.broadcast(fresh, src=0)
+            self.codebook.data.copy_(torch.where(dead, fresh.to(self.codebook.dtype), self.codebook.data))
+            self.usage.copy_(torch.where(dead.squeeze(1), torch.full_like(self.usage, 1.0 / k), self.usage))
+            if sums is not None:   # a restarted code's averages start as one assignment of `fresh`
+                self.ema_count.copy_(torch.where(dead.squeeze(1), torch.ones_like(self.ema_count), self.ema_count))
+                self.ema_sum.copy_(torch.where(dead, fresh, self.ema_sum))
 
     @torch.no_grad()
     def init_from_data(self, x: torch.Tensor) -> None:
@@ -303,10 +316,11 @@ class VQVAE(Autoencoder):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VQVAEOutput:
         latent = self.encode(x)
+        assign = torch.nn.functional.one_hot(latent.codes.reshape(-1), self.config.num_codes).float()   # (R, K)
         if self.training:
-            self._update_codebook(latent.z_e, latent.codes)
+            self._update_codebook(latent.z_e, assign)
         z = losses.straight_through(latent.z_e, latent.z_q)
-        return VQVAEOutput(latent, self._decode_grid(z))
+        return VQVAEOutput(latent, self._decode_grid(z), assign.sum(0))
 
     def prior_log_prob(self, codes: torch.Tensor) -> torch.Tensor:
         """log p(z) of code grids (N, H', W') -> (N,): the PixelCNN's, or -M log K under a uniform prior."""
@@ -325,13 +339,12 @@ class VQVAE(Autoencoder):
         log_pz = self.prior_log_prob(out.latent.codes.detach())                      # (N,)
         if self.prior is not None:
             total = total - log_pz.mean()   # moves only the prior: its input is the detached codes
-        counts = torch.bincount(out.latent.codes.reshape(-1), minlength=c.num_codes)
         return LossOutput(total, {
             "reconstruction": -rec.mean().detach(),
             "commitment": commitment.mean().detach(),
             "prior_nll": -log_pz.mean().detach(),
             "elbo": (rec + log_pz).mean().detach(),
-            "perplexity": losses.code_perplexity(counts).detach(),
+            "perplexity": losses.code_perplexity(out.counts).detach(),
         })
 
     def elbo_terms(self, x: torch.Tensor, y: torch.Tensor | None = None,
