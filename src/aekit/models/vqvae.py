@@ -55,7 +55,8 @@ class VQVAEConfig(ModelConfig):
     MLP: the encoder's output is ``latent_positions`` slots of D. Conv: stride-2 4x4 convolutions
     (``conv_channels``), ``residual_blocks`` blocks (ReLU, 3x3, ReLU, 1x1) and a 1x1 convolution to D
     give a (D, H / 2^L, W / 2^L) grid; the decoder mirrors it. The paper's CIFAR-10 model is
-    conv_channels=[256, 256], residual_blocks=2, latent_dim=64 (its appendix), num_codes=512, beta=0.25.
+    conv_channels=[256, 256], residual_blocks=2, num_codes=512, beta=0.25 (benchmarks/vqvae.py, with
+    latent_dim=64 there).
     """
 
     latent_dim: int = 16
