@@ -20,6 +20,7 @@ VAE's and IWAE's test ELBO of ``iwae_mnist.py``.
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import sys
 import time
@@ -58,6 +59,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", default=None, help="keep checkpoints and metrics.csv here (resumable)")
     p.add_argument("--tag", default=None, help="results file name suffix (default: the data set's name)")
+    p.add_argument("--prior-epochs", type=int, default=0,
+                   help="then train the PixelCNN prior alone this many epochs on the fixed VQ-VAE (the paper's order)")
+    p.add_argument("--resume", action="store_true", help="continue the runs in --run-dir (a finished stage is kept)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     data = load_dataset(args.data, data_dir=common.data_dir(args.data_dir))
@@ -77,51 +81,85 @@ def main() -> None:
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=False)
     print(f"$ {common.command()}\n{common.machine()}\n{data.name}: {x.shape[0]} training, {x_test.shape[0]} test images")
     rate = common.gemm_rate()
-    t0, c0 = time.perf_counter(), time.process_time()
-    fit(model, x, None, config=tc, val_x=x_val if len(x_val) else None, run_dir=args.run_dir, binarize=binarize,
-        on_epoch_end=lambda r: print(f"  epoch {int(r['epoch'])}: loss {r['train_loss']:.1f} "
-                                     f"perplexity {r['train_perplexity']:.0f} ({r['seconds']:.0f}s)", flush=True))
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    model.eval()
-    dims = math.prod(x_test.shape[1:])
-    terms = elbo_terms(model, x_test, batch_size=500)
-    m = model.grid[0] * model.grid[1]
-    uniform = terms["log_px_given_z"] - m * math.log(model.config.num_codes)
-    with torch.no_grad():
-        mse = float(sum(((model.reconstruct(x_test[i:i + 500]) - x_test[i:i + 500]) ** 2).sum()
-                        for i in range(0, x_test.shape[0], 500)) / x_test.numel())
-    use = model.evaluation_terms(x_test)
+    run = Path(args.run_dir) if args.run_dir else None
+    if args.resume and run is None:
+        raise SystemExit("--resume needs --run-dir.")
+    stages = [("joint", model, tc, run)]
+    if args.prior_epochs:   # the paper's order: the prior fitted to the codes of the trained VQ-VAE
+        stages.append(("prior", None, tc.replace(epochs=args.prior_epochs), run / "prior" if run else None))
+    results, times = {}, {}
+    for name, stage_model, config, folder in stages:
+        if stage_model is None:
+            stage_model = model.with_frozen_autoencoder()
+        t0, c0 = time.perf_counter(), time.process_time()
+        resume = bool(args.resume and folder is not None and (folder / "metrics.csv").exists())
+        fit(stage_model, x, None, config=config, val_x=x_val if len(x_val) else None, run_dir=folder,
+            resume=resume, binarize=binarize,
+            on_epoch_end=lambda r, n=name: print(f"  {n} epoch {int(r['epoch'])}: loss {r['train_loss']:.1f} prior "
+                                                 f"{r['train_prior_nll']:.1f} perplexity {r['train_perplexity']:.0f} "
+                                                 f"({r['seconds']:.0f}s)", flush=True))
+        times[name] = _stage_seconds(folder) or (time.perf_counter() - t0, time.process_time() - c0)
+        results[name] = _evaluate(stage_model.eval(), x_test)
+    wall = sum(w for w, _ in times.values())
+    cpu = sum(c for _, c in times.values())
     result = {
-        "data": data.name, "train_images": int(x.shape[0]), "epochs": args.epochs, "options": options,
-        "binarize": args.binarize, "lr": args.lr, "batch_size": args.batch_size,
-        "bound_nats_uniform_prior": float(uniform.mean()), "bound_nats_pixelcnn_prior": float(terms["elbo"].mean()),
-        "log_px_given_z_nats": float(terms["log_px_given_z"].mean()),
-        "bits_per_dim_uniform_prior": float(bits_per_dim(float(uniform.mean()), dims)),
-        "bits_per_dim_pixelcnn_prior": float(bits_per_dim(float(terms["elbo"].mean()), dims)),
-        "reconstruction_bits_per_dim": float(bits_per_dim(float(terms["log_px_given_z"].mean()), dims)),
-        "test_mse": mse, **use, "wall_seconds": wall, "cpu_seconds": cpu, "gemm_gflops": rate / 1e9,
+        "data": data.name, "train_images": int(x.shape[0]), "epochs": args.epochs, "prior_epochs": args.prior_epochs,
+        "options": options, "binarize": args.binarize, "lr": args.lr, "batch_size": args.batch_size,
+        "stages": results, "stage_seconds": times, "wall_seconds": wall, "cpu_seconds": cpu, "gemm_gflops": rate / 1e9,
         "command": common.command(), "machine": common.machine(),
     }
     published = PUBLISHED.get(data.name)
+    what = f"{args.epochs} epochs" + (f", then {args.prior_epochs} epochs of the prior alone" if args.prior_epochs else "")
     lines = [f"# VQ-VAE on {data.name}", "", f"`{result['command']}`", "", result["machine"],
-             f"GEMM {rate / 1e9:.1f} GFLOP/s; {x.shape[0]} training images, {args.epochs} epochs; "
-             f"training {wall / 60:.1f} min wall, {cpu / 60:.1f} min CPU.", "",
-             "| test split | ours | published (van den Oord et al. 2017) |", "|---|---|---|"]
-    pub = (lambda k: f"{published[k]}") if published else (lambda k: "–")
-    lines += [f"| bound, bits/dim, uniform prior over codes | {result['bits_per_dim_uniform_prior']:.3f} | VQ-VAE {pub('VQ-VAE')} |"
-              if published else f"| bound, bits/dim, uniform prior over codes | {result['bits_per_dim_uniform_prior']:.3f} | – |",
-              f"| bound, bits/dim, PixelCNN prior | {result['bits_per_dim_pixelcnn_prior']:.3f} | – |",
-              f"| bound, nats per image: uniform prior / PixelCNN prior | {-result['bound_nats_uniform_prior']:.2f} / "
-              f"{-result['bound_nats_pixelcnn_prior']:.2f} | – |",
-              f"| -log p(x \\| z_q), bits/dim | {result['reconstruction_bits_per_dim']:.3f} | – |",
-              f"| squared error per value | {mse:.5f} | – |",
-              f"| code perplexity / codes used | {use['code_perplexity']:.0f} / {use['codes_used']:.0f} of {args.codes} | – |"]
+             f"GEMM {rate / 1e9:.1f} GFLOP/s; {x.shape[0]} training images, {what}; training {wall / 60:.1f} min "
+             f"wall, {cpu / 60:.1f} min CPU (read from the run folders' metrics.csv where there are run folders).", ""]
+    head = "| test split | " + " | ".join(f"{'prior trained with the VQ-VAE' if n == 'joint' else 'prior refitted alone'}"
+                                         for n in results) + " | published (van den Oord et al. 2017) |"
+    lines += [head, "|---" * (len(results) + 2) + "|"]
+
+    def row(label: str, fmt, pub: str = "–") -> str:
+        return f"| {label} | " + " | ".join(fmt(r) for r in results.values()) + f" | {pub} |"
+
+    lines += [row("bound, bits/dim, uniform prior over codes", lambda r: f"{r['bits_per_dim_uniform_prior']:.3f}",
+                  f"VQ-VAE {published['VQ-VAE']}" if published else "–"),
+              row("bound, bits/dim, PixelCNN prior", lambda r: f"{r['bits_per_dim_pixelcnn_prior']:.3f}"),
+              row("bound, nats per image: uniform prior / PixelCNN prior",
+                  lambda r: f"{-r['bound_nats_uniform_prior']:.2f} / {-r['bound_nats_pixelcnn_prior']:.2f}"),
+              row("-log p(x \\| z_q), bits/dim", lambda r: f"{r['reconstruction_bits_per_dim']:.3f}"),
+              row("squared error per value", lambda r: f"{r['test_mse']:.5f}"),
+              row("code perplexity / codes used", lambda r: f"{r['code_perplexity']:.0f} / {r['codes_used']:.0f} of {args.codes}")]
     if published:
         lines += ["", f"The paper's other rows: VAE {published['VAE']}, VIMCO {published['VIMCO']} bits/dim."]
     text = "\n".join(lines) + "\n"
     print(text)
     md, _ = common.write_results(f"vqvae_{args.tag or data.name}", text, result)
     print(f"wrote {md}")
+
+
+def _stage_seconds(folder: Path | None) -> tuple[float, float] | None:
+    """Wall and CPU seconds of every epoch in a run folder's metrics.csv (a resumed run's sittings too)."""
+    if folder is None or not (folder / "metrics.csv").exists():
+        return None
+    rows = list(csv.DictReader(open(folder / "metrics.csv")))
+    return sum(float(r["seconds"]) for r in rows), sum(float(r["cpu_seconds"]) for r in rows)
+
+
+@torch.no_grad()
+def _evaluate(model, x_test: torch.Tensor) -> dict[str, float]:
+    dims = math.prod(x_test.shape[1:])
+    terms = elbo_terms(model, x_test, batch_size=500)
+    m = model.grid[0] * model.grid[1]
+    uniform = terms["log_px_given_z"] - m * math.log(model.config.num_codes)
+    mse = float(sum(((model.reconstruct(x_test[i:i + 500]) - x_test[i:i + 500]) ** 2).sum()
+                    for i in range(0, x_test.shape[0], 500)) / x_test.numel())
+    return {
+        "bound_nats_uniform_prior": float(uniform.mean()), "bound_nats_pixelcnn_prior": float(terms["elbo"].mean()),
+        "log_px_given_z_nats": float(terms["log_px_given_z"].mean()),
+        "bits_per_dim_uniform_prior": float(bits_per_dim(float(uniform.mean()), dims)),
+        "bits_per_dim_pixelcnn_prior": float(bits_per_dim(float(terms["elbo"].mean()), dims)),
+        "reconstruction_bits_per_dim": float(bits_per_dim(float(terms["log_px_given_z"].mean()), dims)),
+        "test_mse": mse, **model.evaluation_terms(x_test),
+    }
 
 
 if __name__ == "__main__":

@@ -289,3 +289,22 @@ def test_latent_dimension_study_refuses_the_vq_vae_before_training(tmp_path):
     with pytest.raises(ConfigError, match="point-mass q"):
         latent_dim_study(load_dataset("digits"), [2], model="vqvae", out_dir=tmp_path / "s", log=lambda _: None)
     assert not (tmp_path / "s").exists()
+
+
+def test_prior_fitted_after_training_leaves_the_autoencoder_as_it_was(digits_batch):
+    x, _ = digits_batch
+    model = small()
+    fit(model, x, None, config=TrainConfig(epochs=3, batch_size=16, progress=False))
+    stage2 = model.with_frozen_autoencoder()
+    assert stage2.config.train_prior_only and not model.config.train_prior_only
+    before = {k: v.clone() for k, v in stage2.state_dict().items()}
+    codes = model.eval().encode(x).codes
+    nll_before = float(-stage2.prior.log_prob(codes).mean().detach())
+    fit(stage2, x, None, config=TrainConfig(epochs=5, batch_size=16, lr=3e-3, progress=False))
+    after = stage2.state_dict()
+    changed = {k for k in before if k != "train_step" and not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("prior.") for k in changed), changed
+    assert torch.equal(stage2.eval().encode(x).codes, codes)
+    assert float(-stage2.prior.log_prob(codes).mean()) < nll_before - 1.0
+    with pytest.raises(ConfigError, match="nothing to train"):
+        VQVAEConfig(prior="uniform", train_prior_only=True)

@@ -25,7 +25,10 @@ own weights), ``sample`` draws codes from it and decodes them, and the bound
 
 is ``elbo_terms``. Because q is a point mass, importance sampling cannot tighten it: the VQ-VAE
 defines no ``log_importance_weights`` and evaluators report this bound. ``prior="uniform"`` keeps the
-paper's training-time prior (no PixelCNN; samples then draw codes uniformly).
+paper's training-time prior (no PixelCNN; samples then draw codes uniformly). The paper fits the prior
+after the VQ-VAE instead: ``model.with_frozen_autoencoder()`` gives a copy (config
+``train_prior_only=True``) whose encoder, decoder and codebook stay fixed in training, so that only
+the PixelCNN learns, on codes that no longer move.
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ class VQVAEConfig(ModelConfig):
     prior: str = "pixelcnn"
     prior_channels: int = 64
     prior_layers: int = 6
+    train_prior_only: bool = False      # the paper's second stage: only the PixelCNN learns
 
     def validate(self) -> None:
         super().validate()
@@ -97,6 +101,9 @@ class VQVAEConfig(ModelConfig):
         if self.architecture == "conv" and self.output_bias == "data":
             raise ConfigError("output_bias='data' is for the MLP decoder; the conv VQ-VAE's decoder starts from "
                               "its own initialization (use output_bias='zero').")
+        if self.train_prior_only and self.prior != "pixelcnn":
+            raise ConfigError("train_prior_only=True trains the PixelCNN prior alone; with prior='uniform' there is "
+                              "nothing to train.")
         if self.prior == "pixelcnn" and not prior_covers(self.grid, self.prior_layers):
             need = min_prior_layers(self.grid)
             raise ConfigError(f"prior_layers={self.prior_layers} lets each code of the {self.grid[0]}x{self.grid[1]} "
@@ -201,6 +208,19 @@ class VQVAE(Autoencoder):
         self.register_buffer("usage", torch.full((k,), 1.0 / k))
         self.prior = (GatedPixelCNN(k, c.prior_channels, c.prior_layers, rows=self.grid[0])
                       if c.prior == "pixelcnn" else None)
+        if c.train_prior_only:   # no gradient reaches these; the codebook's updates are off in forward
+            for module in (self.encoder, self.decoder, self.head):
+                module.requires_grad_(False)
+            self.codebook.requires_grad_(False)
+
+    def with_frozen_autoencoder(self) -> "VQVAE":
+        """A copy of this model, weights and preprocessing included, with ``train_prior_only=True``:
+        training it (``aekit.train.fit``) fits the PixelCNN prior to the codes of the fixed encoder and
+        codebook, as the paper does after training the VQ-VAE."""
+        copy = type(self)(self.config.replace(train_prior_only=True))
+        copy.load_state_dict(self.state_dict())
+        copy.preprocessing = self.preprocessing
+        return copy.to(self.codebook.device)
 
     @property
     def latent_dim(self) -> int:
@@ -281,6 +301,8 @@ class VQVAE(Autoencoder):
         """Before the first step (the trainer calls it): besides ``output_bias``, start the codebook at
         encoder outputs of randomly chosen training rows (as Jukebox does), so that every code starts
         where some data encodes rather than at a draw the encoder's outputs may never come near."""
+        if self.config.train_prior_only:   # the codebook is the trained one
+            return
         super().init_from_data(x)
         k = self.config.num_codes
         m = self.grid[0] * self.grid[1]
@@ -318,7 +340,7 @@ class VQVAE(Autoencoder):
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> VQVAEOutput:
         latent = self.encode(x)
         assign = torch.nn.functional.one_hot(latent.codes.reshape(-1), self.config.num_codes).float()   # (R, K)
-        if self.training:
+        if self.training and not self.config.train_prior_only:
             self._update_codebook(latent.z_e, assign)
         z = losses.straight_through(latent.z_e, latent.z_q)
         return VQVAEOutput(latent, self._decode_grid(z), assign.sum(0))
