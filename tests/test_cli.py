@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from aekit.cli import main
 
@@ -325,3 +326,94 @@ def test_torchrun_ddp_two_processes(tmp_path):
     from aekit import from_pretrained
 
     assert from_pretrained(out / "best").config.hidden_dims == (16,)
+
+
+def _weights(folder):
+    from aekit import from_pretrained
+
+    return {k: v.clone() for k, v in from_pretrained(folder).state_dict().items()}
+
+
+def test_init_starts_from_a_saved_model_with_its_preprocessing_and_new_options(capsys, tmp_path, monkeypatch):
+    """--init: the saved weights, its preprocessing and the options given now; the trainer starts afresh."""
+    import aekit.train
+
+    first, second = tmp_path / "k2", tmp_path / "k5"
+    assert main(["train", "--model", "iwae", "--data", "digits", "--scale", "minmax", "--binarize", "dynamic",
+                 "-o", "k=2", "--hidden-dims", "16", "--epochs", "1", "--out", str(first), "--no-progress"]) == 0
+    saved = _weights(first / "best")
+    seen = {}
+    real_fit = aekit.train.fit
+
+    def spy(model, x, *args, **kwargs):
+        seen["state"] = {k: v.clone() for k, v in model.state_dict().items()}
+        seen["k"], seen["binarize"], seen["max"] = model.config.k, kwargs["binarize"], float(x.max())
+        return real_fit(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(aekit.train, "fit", spy)
+    # no --model and no --data: both come from the run the model was saved in
+    assert main(["train", "--init", str(first), "-o", "k=5", "--epochs", "1", "--lr", "1e-4",
+                 "--out", str(second), "--no-progress"]) == 0
+    assert seen["k"] == 5 and seen["binarize"] and seen["max"] == 1.0
+    assert all(torch.equal(saved[k], seen["state"][k]) for k in saved)
+    info = json.loads((second / "run.json").read_text())
+    assert info["model"] == "iwae" and info["data"] == "digits" and info["model_config"]["k"] == 5
+    assert info["init"]["from"] == str(first / "best") and info["init"]["options"] == {"k": 5}
+    assert info["preprocessing"]["scale"] == "minmax" and info["train_config"]["lr"] == 1e-4
+    after = _weights(second / "last")
+    assert any(not torch.equal(after[k], saved[k]) for k in saved if saved[k].is_floating_point())
+    assert int(after["train_step"]) > int(saved["train_step"])   # the model's own step count goes on
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--latent-dim", "3"], "only options that keep every weight's shape can change (size mismatch"),
+    (["--scale", "standardize"], "trained with --scale minmax; a warm start keeps its preprocessing"),
+    (["--model", "ae"], "holds a model of kind 'vae', not 'ae'"),
+    (["--resume"], "give one or the other"),
+    (["-o", "beta=-1"], "beta=-1"),
+    (["--data", "WIDE"], "was trained on items of shape (1, 8, 8)"),
+])
+def test_init_refuses_what_the_saved_model_cannot_take(capsys, tmp_path, extra, match):
+    first = tmp_path / "r"
+    assert main(["train", "--data", "digits", "--scale", "minmax", "--hidden-dims", "8", "--epochs", "1",
+                 "--out", str(first), "--no-progress"]) == 0
+    np.save(tmp_path / "wide.npy", np.zeros((40, 6), dtype=np.float32))
+    extra = [str(tmp_path / "wide.npy") if a == "WIDE" else a for a in extra]
+    out = first if "--resume" in extra else tmp_path / "new"
+    fails(["train", "--init", str(first), "--out", str(out), *extra], capsys, match)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_warm_start_that_stopped_before_its_first_checkpoint_resumes_from_its_saved_model(capsys, tmp_path, monkeypatch):
+    import aekit.train
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(["train", "--data", "digits", "--hidden-dims", "8", "--epochs", "1", "--out", str(first), "--no-progress"]) == 0
+    assert main(["train", "--init", str(first), "--epochs", "1", "--out", str(second), "--no-progress"]) == 0
+    for name in ("metrics.csv", "last", "best", "figures"):
+        shutil.rmtree(second / name) if (second / name).is_dir() else (second / name).unlink()
+    seen = {}
+    real_fit = aekit.train.fit
+
+    def spy(model, x, *args, **kwargs):
+        seen["state"] = {k: v.clone() for k, v in model.state_dict().items()}
+        return real_fit(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(aekit.train, "fit", spy)
+    assert main(["train", "--resume", "--out", str(second), "--no-progress"]) == 0
+    saved = _weights(first / "best")
+    assert all(torch.equal(saved[k], seen["state"][k]) for k in saved)
+
+
+def test_init_refits_only_the_vq_vae_prior(capsys, tmp_path):
+    """The paper's second stage from the CLI: -o train_prior_only=true changes the PixelCNN alone."""
+    first, second = tmp_path / "vq", tmp_path / "prior"
+    small = ["-o", "latent_dim=4", "-o", "num_codes=16", "-o", "latent_positions=6", "--hidden-dims", "32",
+             "-o", "prior_channels=16", "-o", "prior_layers=3"]
+    assert main(["train", "--model", "vqvae", "--data", "digits", *small, "--epochs", "1", "--out", str(first),
+                 "--no-progress"]) == 0
+    assert main(["train", "--init", str(first), "-o", "train_prior_only=true", "--epochs", "1", "--out", str(second),
+                 "--no-progress"]) == 0
+    before, after = _weights(first / "best"), _weights(second / "last")
+    changed = {k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("prior.") for k in changed), sorted(changed)

@@ -115,3 +115,16 @@ def test_failed_save_leaves_previous_files(saved, monkeypatch):
         m.save_pretrained(path)
     assert (path / "model.safetensors").read_bytes() == before
     assert not [p for p in path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_overrides_change_the_config_and_keep_the_weights(saved):
+    from aekit import ConfigError
+
+    m, path = saved
+    loaded = from_pretrained(path, beta=4.0)
+    assert loaded.config.beta == 4.0 and loaded.preprocessing == m.preprocessing
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), loaded.state_dict().values()))
+    with pytest.raises(ConfigError, match="only options that keep every weight's shape can change"):
+        from_pretrained(path, latent_dim=m.config.latent_dim + 1)
+    with pytest.raises(ConfigError, match="Unknown option 'nope'"):
+        from_pretrained(path, nope=1)

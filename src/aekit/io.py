@@ -127,11 +127,15 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     return meta
 
 
-def from_pretrained(directory: str | Path, map_location: str = "cpu") -> torch.nn.Module:
-    """Rebuild a model through the registry from ``directory`` and load its weights strictly."""
+def from_pretrained(directory: str | Path, map_location: str = "cpu", **overrides: Any) -> torch.nn.Module:
+    """Rebuild a model through the registry from ``directory`` and load its weights strictly.
+
+    ``overrides`` change fields of the saved config before the weights are loaded: a warm start with
+    other options, e.g. ``from_pretrained(d, k=50)`` to fine-tune a saved IWAE with 50 samples. Only
+    options that keep every weight's shape can change; one that does not is refused in one sentence."""
     from . import registry
     from .data import Preprocessing
-    from .errors import AekitError
+    from .errors import AekitError, ConfigError
 
     directory = Path(directory)
     meta = read_config(directory)
@@ -145,14 +149,29 @@ def from_pretrained(directory: str | Path, map_location: str = "cpu") -> torch.n
         )
     try:
         model_cls, config_cls = registry.get(meta["model_type"])
-        model = model_cls(config_cls.from_dict(meta["config"]))
+        saved_config = config_cls.from_dict(meta["config"])
     except AekitError as exc:
+        raise CheckpointError(f"{str(directory)!r} cannot be rebuilt: {exc}") from None
+    if overrides:   # the user's options: their errors are the user's, not the checkpoint's
+        config = saved_config.replace(**overrides)
+        changed = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+        what = f"The weights in {str(weights)!r} do not fit the model with {changed}: only options that keep every weight's shape can change"
+    else:
+        config, what = saved_config, f"The weights in {str(weights)!r} do not fit the saved config"
+    try:
+        model = model_cls(config)
+    except AekitError as exc:
+        if overrides:
+            raise ConfigError(str(exc)) from None
         raise CheckpointError(f"{str(directory)!r} cannot be rebuilt: {exc}") from None
     try:
         state = load_file(str(weights), device=map_location)
     except (getattr(safetensors, "SafetensorError", ValueError), OSError, ValueError) as exc:
         raise CheckpointError(f"{str(weights)!r} is not a readable safetensors file ({exc}).") from None
-    load_weights(model, state, f"The weights in {str(weights)!r} do not fit the saved config")
+    try:
+        load_weights(model, state, what)
+    except CheckpointError as exc:
+        raise (ConfigError(str(exc)) if overrides else exc) from None
     if meta.get("preprocessing"):
         model.preprocessing = Preprocessing.from_dict(meta["preprocessing"])
     model.eval()

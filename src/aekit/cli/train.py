@@ -25,13 +25,19 @@ def register(sub: Any) -> None:
     p = sub.add_parser("train", help="train a model and write a run folder (checkpoints, metrics.csv, figures)",
                        description="Train a model. Model options not listed here go through -o key=value "
                                    "(any field of the model's config); trainer options through -t key=value.")
-    p.add_argument("--model", default="vae", help=f"registered model: {', '.join(sorted(registry.REGISTRY))}")
+    p.add_argument("--model", help=f"registered model (default vae): {', '.join(sorted(registry.REGISTRY))}")
     add_data_args(p)
     p.add_argument("--out", help="run folder (default runs/MODEL-DATA); an existing run is never overwritten")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint; the lr follows the schedule of the "
                         "options given now (--lr, --schedule, -t gamma=...) from that pass on, as if the run had "
                         "used them from its start (--schedule none or plateau: hold the checkpoint's lr)")
+    p.add_argument("--init", metavar="MODEL_OR_RUN",
+                   help="start from the weights of a saved model (or a run folder's best/ model) instead of a fresh "
+                        "one: its model, options and preprocessing carry over, model options given now change the "
+                        "ones that keep every weight's shape (e.g. -o k=50 to fine-tune an IWAE with more samples, "
+                        "-o train_prior_only=true to refit a VQ-VAE's prior), and --data defaults to its run's data; "
+                        "the trainer (optimizer, schedule, epochs) starts afresh")
     m = p.add_argument_group("model")
     m.add_argument("--latent-dim", type=int)
     m.add_argument("--hidden-dims", type=int, nargs="*")
@@ -42,8 +48,8 @@ def register(sub: Any) -> None:
     m.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="any model config field")
     m.add_argument("--model-config", help="JSON file of model config fields")
     d = p.add_argument_group("preprocessing")
-    d.add_argument("--scale", choices=["none", "standardize", "minmax"], default="none")
-    d.add_argument("--binarize", choices=["none", "dynamic", "threshold"], default="none")
+    d.add_argument("--scale", choices=["none", "standardize", "minmax"], help="default none")
+    d.add_argument("--binarize", choices=["none", "dynamic", "threshold"], help="default none")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
@@ -73,6 +79,18 @@ def model_options(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     opts: dict[str, Any] = {"input_shape": list(data.shape)}
     if data.num_classes:
         opts["num_classes"] = data.num_classes
+    opts.update(given_model_options(args))
+    model_cls, config_cls = registry.get(args.model)
+    known = {f for f in config_cls.__dataclass_fields__}
+    # num_classes is filled in from the data; drop it silently for configs that do not take it.
+    if "num_classes" not in known:
+        opts.pop("num_classes", None)
+    return opts
+
+
+def given_model_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The model options on the command line: --model-config, the named flags, then -o."""
+    opts: dict[str, Any] = {}
     if args.model_config:
         path = Path(args.model_config)
         if not path.is_file():
@@ -85,11 +103,6 @@ def model_options(args: argparse.Namespace, data: Any) -> dict[str, Any]:
         if getattr(args, key) is not None:
             opts[key] = getattr(args, key)
     opts.update(parse_assignments(args.option, "Model"))
-    model_cls, config_cls = registry.get(args.model)
-    known = {f for f in config_cls.__dataclass_fields__}
-    # num_classes is filled in from the data; drop it silently for configs that do not take it.
-    if "num_classes" not in known:
-        opts.pop("num_classes", None)
     return opts
 
 
@@ -113,6 +126,13 @@ def run_train(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ConfigError(f"--threads must be at least 1, not {args.threads}.")
         torch.set_num_threads(args.threads)
+    init = None   # (folder, config.json) of the saved model a warm start begins from
+    if args.init:
+        if args.resume:
+            raise ConfigError("--init starts a new run from a saved model and --resume continues a run from its "
+                              "own checkpoint; give one or the other.")
+        init = _init_source(args)
+    args.model = args.model or "vae"
     out = Path(args.out or f"runs/{args.model}-{Path(str(args.data)).stem}")
     info_path = out / "run.json"
     if args.resume:
@@ -128,6 +148,9 @@ def run_train(args: argparse.Namespace) -> int:
                               "(start a new run for another model).")
         args.model = saved["model"]
         use_run_data(args, saved, resume=True)  # read and split the data as the first sitting did
+        has_checkpoint = (out / "last" / STATE_NAME).is_file() or (out / "metrics.csv").is_file()
+        if saved.get("init") and not has_checkpoint:   # a warm start that stopped before its first checkpoint
+            init = _init_source(args, saved["init"]["from"])
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"The run folder {str(out)!r} already exists and is not empty; choose another --out or pass --resume.")
     if not args.data:
@@ -136,16 +159,25 @@ def run_train(args: argparse.Namespace) -> int:
     data = load_data(args)
     if args.resume:
         model_opts, train_opts = saved["model_config"], {**saved["train_config"], **train_options(args)}
+    elif init is not None:
+        model_opts, train_opts = given_model_options(args), train_options(args)
     else:
         model_opts, train_opts = model_options(args, data), train_options(args)
     tc = TrainConfig.from_dict(train_opts)
     torch.manual_seed(tc.seed)  # the initial weights come from the seed too
-    config = config_cls.from_dict(model_opts)
-    model = model_cls(config)
-    pre = Preprocessing(input_shape=tuple(data.shape), flatten=False, scale=args.scale, binarize=args.binarize)
-    pre = pre.fit(data.train.x) if args.scale != "none" else pre
+    if init is not None:
+        model = _warm_start(init, model_opts if not args.resume else saved["init"].get("options", {}), args, data)
+        config = model.config
+    else:
+        config = config_cls.from_dict(model_opts)
+        model = model_cls(config)
+    scale, binarize = args.scale or "none", args.binarize or "none"
+    pre = Preprocessing(input_shape=tuple(data.shape), flatten=False, scale=scale, binarize=binarize)
+    pre = pre.fit(data.train.x) if scale != "none" else pre
     if args.resume and saved.get("preprocessing"):
         pre = Preprocessing.from_dict(saved["preprocessing"])
+    elif init is not None and getattr(model, "preprocessing", None) is not None:
+        pre = model.preprocessing   # the weights were fitted to inputs prepared this way
     model.preprocessing = pre
     x = pre.apply(data.train.x)
     val_x = pre.apply(data.val.x) if data.val is not None else None
@@ -173,6 +205,8 @@ def run_train(args: argparse.Namespace) -> int:
             "model_config": config.to_dict(), "train_config": tc.to_dict(), "preprocessing": pre.to_dict(),
             "n_train": int(x.shape[0]), "n_val": 0 if val_x is None else int(val_x.shape[0]),
             "labels": n_labels, "labelled_fraction": fraction,
+            **({"init": {"from": str(init[0]), "weights_sha256": init[1].get("weights_sha256"),
+                         "options": model_opts}} if init is not None else {}),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         }, indent=2) + "\n")
     n_params = sum(p.numel() for p in model.parameters())
@@ -205,6 +239,42 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"done in {result.seconds:.1f}s{stop}; best epoch {result.best_epoch} "
           f"(monitored loss {result.best_val:.4f}); model in {out / 'best'}; {len(figs)} figures in {out / 'figures'}")
     return 0
+
+
+def _init_source(args: argparse.Namespace, path: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """The saved model ``--init`` names (a model folder, or a run folder's best/ then last/) and its
+    config.json. The run's model and, without --data, its data (read as that run read it) carry over."""
+    from ..io import read_config
+    from .common import resolve_model_dir, run_info
+
+    source = resolve_model_dir(path or args.init)
+    meta = read_config(source)
+    if args.model and args.model != meta["model_type"]:
+        raise ConfigError(f"--init {str(source)!r} holds a model of kind {meta['model_type']!r}, not {args.model!r}; "
+                          "drop --model or start from a model of that kind.")
+    args.model = meta["model_type"]
+    if not args.data:
+        use_run_data(args, run_info(path or args.init))
+    return source, meta
+
+
+def _warm_start(init: tuple[Path, dict[str, Any]], options: dict[str, Any], args: argparse.Namespace, data: Any) -> Any:
+    """The model ``--init`` names, with the model options given now, its preprocessing unchanged."""
+    from ..io import from_pretrained
+
+    source, meta = init
+    pre = meta.get("preprocessing") or {}
+    expected = tuple(pre.get("input_shape") or meta["config"].get("input_shape") or ())
+    if expected and tuple(data.shape) != expected:
+        raise DataError(f"The model in {str(source)!r} was trained on items of shape {expected}; "
+                        f"{data.name!r} has items of shape {tuple(data.shape)}.")
+    for flag, given, saved in (("--scale", args.scale, pre.get("scale", "none")),
+                               ("--binarize", args.binarize, pre.get("binarize", "none"))):
+        if given is not None and given != saved:
+            raise ConfigError(f"The model in {str(source)!r} was trained with {flag} {saved}; a warm start keeps "
+                              f"its preprocessing, so {flag} {given} cannot change it.")
+    options = {k: v for k, v in options.items() if k not in ("input_shape", "num_classes")}
+    return from_pretrained(source, **options).train()
 
 
 def _record_resume(info_path: Path, saved: dict[str, Any], train_config: dict[str, Any], out: Path) -> None:
