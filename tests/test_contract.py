@@ -13,7 +13,7 @@ import torch
 
 from aekit import ConfigError, from_pretrained, registry
 from aekit.config import TrainConfig
-from aekit.models.base import LossOutput
+from aekit.models.base import GaussianLatent, LossOutput
 from aekit.nn import DecoderOutput
 from aekit.train import evaluate_loss, fit
 from conftest import tiny_options
@@ -96,6 +96,24 @@ def test_sampling(name):
     assert a.shape == (6, *model.config.input_shape)
     assert torch.isfinite(a).all()
     torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_imputation_keeps_the_observed_values(name, digits_batch):
+    from aekit.evaluate.impute import choose_method, impute
+
+    x, y = digits_batch
+    model = build(name).eval()
+    yl = labels_for(model, y)
+    observed = torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) > 0.3
+    method = choose_method(model, x, yl)
+    result = impute(model, x, observed, yl, method="auto", steps=3, generator=torch.Generator().manual_seed(0))
+    assert result.mean.shape == x.shape and torch.isfinite(result.mean).all()
+    assert torch.equal(result.mean[observed], x[observed]) and torch.equal(result.sample[observed], x[observed])
+    assert (result.acceptance is None) == (method == "iterate")
+    gaussian_q = model.is_generative and isinstance(model.encode(x, yl), GaussianLatent)
+    expected = ("metropolis" if hasattr(model, "log_joint") else "pseudo_gibbs") if gaussian_q else "iterate"
+    assert method == expected
 
 
 @pytest.mark.parametrize("name", NAMES)

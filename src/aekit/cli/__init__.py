@@ -16,7 +16,7 @@ from ..errors import AekitError
 
 COMMAND_MODULES = [
     "train", "evaluate", "generate", "datasets",   # train, evaluate, sample / reconstruct / encode, datasets
-    "denoise", "stacked",                          # denoise; pretrain / finetune
+    "denoise", "impute", "stacked",                # denoise; impute; pretrain / finetune
     "study", "analogy", "compare",                 # study latent-dim / latent-space; analogy; compare
 ]
 
