@@ -30,6 +30,7 @@ def _conditional(W, b, x, observed):
 
 
 def _chains(method, n=4000, steps=400, shift=0.6, scale=1.6):
+    # burn-in 200 (the first 100 of them pseudo-Gibbs): with this q about 8% of proposals are accepted
     model, W, b = _ppca(mean_shift=shift, std_scale=scale)     # q off the posterior and too wide
     x = torch.tensor([1.5, -0.8, 0.4, 0.9, -1.2, 0.3])
     observed = torch.tensor([True, False, True, True, False, False])
@@ -114,6 +115,8 @@ def test_refusals():
         impute(ae, x, mask[:, :3], method="iterate")
     with pytest.raises(ConfigError, match="burn_in"):
         impute(ae, x, mask, method="iterate", steps=5, burn_in=5)
+    with pytest.raises(ConfigError, match="warm_start=4 must lie in 0..burn_in"):
+        impute(two, x, mask, method="pseudo_gibbs", steps=6, burn_in=3, warm_start=4)
 
 
 def test_cli_impute_reports_the_error_on_hidden_values_and_a_picture(tmp_path, capsys):

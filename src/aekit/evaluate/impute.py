@@ -105,13 +105,17 @@ def choose_method(model: Any, x: torch.Tensor, y: torch.Tensor | None) -> str:
 
 @torch.no_grad()
 def impute(model: torch.nn.Module, x: torch.Tensor, observed: torch.Tensor, y: torch.Tensor | None = None, *,
-           method: str = "metropolis", steps: int = 200, burn_in: int | None = None, fill: torch.Tensor | float = 0.0,
+           method: str = "metropolis", steps: int = 200, burn_in: int | None = None,
+           warm_start: int | None = None, fill: torch.Tensor | float = 0.0,
            batch_size: int = 1000, generator: torch.Generator | None = None) -> ImputationResult:
     """Impute the values of ``x`` (N, *item, as the model takes them) where ``observed`` is False.
 
     ``method="auto"`` takes the most exact one the model supports (``choose_method``).
     ``steps`` iterations per row (chains run in parallel over the rows, ``batch_size`` rows at a time);
-    the conditional mean averages the steps after ``burn_in`` (default: the first half). ``fill`` starts
+    the conditional mean averages the steps after ``burn_in`` (default: the first half). ``metropolis``
+    takes its first ``warm_start`` steps (default: half the burn-in) as pseudo-Gibbs steps: from a poor
+    start (the fill) an independence proposal is rarely accepted, and the chain's stationary
+    distribution does not depend on where it starts. ``fill`` starts
     the missing values (a scalar, or one item: e.g. the training mean). ``y``: labels or condition
     vectors for a conditional model. Observed values are returned unchanged.
     """
@@ -124,6 +128,9 @@ def impute(model: torch.nn.Module, x: torch.Tensor, observed: torch.Tensor, y: t
     burn_in = steps // 2 if burn_in is None else burn_in
     if not 0 <= burn_in < steps:
         raise ConfigError(f"burn_in={burn_in!r} must lie in 0..steps - 1 ({steps - 1}).")
+    warm_start = burn_in // 2 if warm_start is None else warm_start
+    if not 0 <= warm_start <= burn_in:
+        raise ConfigError(f"warm_start={warm_start!r} must lie in 0..burn_in ({burn_in}): the steps averaged are Metropolis steps.")
     if observed.shape != x.shape or observed.dtype != torch.bool:
         raise DataError(f"The mask must be a boolean tensor of the data's shape {tuple(x.shape)}; got "
                         f"{observed.dtype} of shape {tuple(observed.shape)}.")
@@ -137,7 +144,7 @@ def impute(model: torch.nn.Module, x: torch.Tensor, observed: torch.Tensor, y: t
             rows = slice(start, start + batch_size)
             yb = None if y is None else y[rows]
             run = _iterate if method == "iterate" else _chain
-            m, s, a = run(model, x[rows], observed[rows], yb, method, steps, burn_in, fill, generator)
+            m, s, a = run(model, x[rows], observed[rows], yb, method, steps, burn_in, warm_start, fill, generator)
             means.append(m)
             samples.append(s)
             accepted += a * (m.shape[0] / x.shape[0])
@@ -159,14 +166,14 @@ def _check_model(model: torch.nn.Module, method: str) -> None:
                           "does not give; use method='pseudo_gibbs' or 'iterate'.")
 
 
-def _iterate(model, x, observed, y, method, steps, burn_in, fill, generator):
+def _iterate(model, x, observed, y, method, steps, burn_in, warm_start, fill, generator):
     xh = torch.where(observed, x, fill)
     for _ in range(steps):
         xh = torch.where(observed, x, model.reconstruct(xh, y))
     return xh, xh, 0.0
 
 
-def _chain(model, x, observed, y, method, steps, burn_in, fill, generator):
+def _chain(model, x, observed, y, method, steps, burn_in, warm_start, fill, generator):
     """Metropolis-within-Gibbs (or, accepting every proposal, pseudo-Gibbs) over the rows of ``x``."""
     xh = torch.where(observed, x, fill)
     z = None
@@ -178,7 +185,7 @@ def _chain(model, x, observed, y, method, steps, burn_in, fill, generator):
             raise ConfigError(f"{type(model).__name__}'s encode does not give a Gaussian q(z|x) to propose from; "
                               "use method='iterate'.")
         proposal = losses.reparameterize(latent.mean, latent.logvar, 1, generator)[0]
-        if method == "metropolis" and z is not None:
+        if method == "metropolis" and t > warm_start:
             # importance weights p(x, z) / q(z | x) of the proposal and of the current z, at the current x
             log_w_new = model.log_joint(xh, proposal, y) - losses.log_normal(proposal, latent.mean, latent.logvar)
             log_w = model.log_joint(xh, z, y) - losses.log_normal(z, latent.mean, latent.logvar)
@@ -186,11 +193,11 @@ def _chain(model, x, observed, y, method, steps, burn_in, fill, generator):
             accept = torch.log(u) < log_w_new - log_w
             n_accept += accept.sum()
             z = torch.where(accept[:, None], proposal, z)
-        else:   # pseudo-Gibbs, and the chain's first state
+        else:   # pseudo-Gibbs, and the Metropolis chain's warm start
             z = proposal
         dec = model.decode(z, y)
         xh = torch.where(observed, x, dec.sample(generator))
         if t >= burn_in:
             mean_sum += dec.mean()
-    rate = 1.0 if method == "pseudo_gibbs" else float(n_accept) / max(1, (steps - 1) * x.shape[0])
+    rate = 1.0 if method == "pseudo_gibbs" else float(n_accept) / max(1, (steps - 1 - warm_start) * x.shape[0])
     return torch.where(observed, x, mean_sum / (steps - burn_in)), xh, rate
