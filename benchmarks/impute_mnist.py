@@ -5,8 +5,9 @@ tanh, Bernoulli decoder, on dynamically binarized MNIST). The first ``--n`` test
 once with seed 0 as in that script, have part of each image hidden (a centred square of a quarter of
 the image, the bottom half, or half the pixels at random). Each method fills them in:
 
-- Metropolis-within-Gibbs (Mattei & Frellsen 2018), which samples the model's exact conditional
-  p(x_hidden | x_observed);
+- self-normalized importance sampling (Mattei & Frellsen 2019), ``--samples`` draws from q, and
+  Metropolis-within-Gibbs (Mattei & Frellsen 2018), ``--steps`` steps: both reach the model's exact
+  conditional p(x_hidden | x_observed) in the limit;
 - pseudo-Gibbs (Rezende et al. 2014), the same chain accepting every proposal;
 - iterated reconstruction at the posterior mean;
 - without the model: the training mean of each pixel, and scikit-learn's KNNImputer (5 neighbours
@@ -54,7 +55,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="a saved model folder (e.g. runs/iwae_mnist/<tag>)")
     p.add_argument("--n", type=int, default=1000, help="test images")
-    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--steps", type=int, default=500, help="chain steps (Metropolis, pseudo-Gibbs, iteration)")
+    p.add_argument("--samples", type=int, default=1000, help="importance samples")
     p.add_argument("--knn-train", type=int, default=10000, help="training images KNNImputer searches (0: skip it)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data-dir")
@@ -74,17 +76,18 @@ def main() -> None:
         observed = observed.reshape(args.n, 784)
         hidden = ~observed
         results = {}
-        for method in ("metropolis", "pseudo_gibbs", "iterate"):
+        for method in ("importance", "metropolis", "pseudo_gibbs", "iterate"):
             t0 = time.perf_counter()
-            r = impute(model, truth, observed, method=method, steps=args.steps, fill=train_mean,
-                       generator=torch.Generator().manual_seed(0))
+            r = impute(model, truth, observed, method=method, steps=args.samples if method == "importance" else args.steps,
+                       fill=train_mean, generator=torch.Generator().manual_seed(0))
             seconds = time.perf_counter() - t0
             results[method] = r
             rows.append({"pattern": pattern, "fraction": fraction, "method": method, "seconds": seconds,
-                         "acceptance": r.acceptance,
+                         "acceptance": r.acceptance, "effective_samples": r.effective_samples,
                          **scores(r.mean, truth, hidden, None if method == "iterate" else r.sample)})
         rows.append({"pattern": pattern, "fraction": fraction, "method": "training mean", "seconds": 0.0,
-                     "acceptance": None, **scores(torch.where(observed, truth, train_mean), truth, hidden)})
+                     "acceptance": None, "effective_samples": None,
+                     **scores(torch.where(observed, truth, train_mean), truth, hidden)})
         if args.knn_train:
             from sklearn.impute import KNNImputer
 
@@ -93,32 +96,36 @@ def main() -> None:
             holes[hidden.numpy()] = np.nan
             filled = KNNImputer(n_neighbors=5).fit(knn_rows).transform(holes)
             rows.append({"pattern": pattern, "fraction": fraction, "method": f"KNNImputer (5 of {args.knn_train})",
-                         "seconds": time.perf_counter() - t0, "acceptance": None,
+                         "seconds": time.perf_counter() - t0, "acceptance": None, "effective_samples": None,
                          **scores(torch.from_numpy(filled).float(), truth, hidden)})
-        for r in rows[-5:]:
+        for r in rows[-(5 + bool(args.knn_train)):]:
             print(f"{pattern:7s} {r['method']:24s} brier {r['brier']:.4f}  error {r['error_rate']:.4f}  "
                   f"draw {r.get('draw_error_rate', float('nan')):.4f}  {r['seconds']:.1f}s", flush=True)
         k = 16
-        shown = [torch.where(observed, truth, torch.full_like(truth, 0.5))[:k], results["metropolis"].mean[:k],
-                 results["metropolis"].sample[:k], truth[:k]]
+        shown = [torch.where(observed, truth, torch.full_like(truth, 0.5))[:k], results["importance"].mean[:k],
+                 results["importance"].sample[:k], truth[:k]]
         pictures[pattern] = write_grid(Path(__file__).resolve().parent / "results" / f"impute_{args.tag}_{pattern}.png",
                                        (1, 28, 28), *shown,
-                                       title=f"{pattern}: observed | Metropolis-within-Gibbs mean | one draw | original")
+                                       title=f"{pattern}: observed | importance-sampled mean | one draw | original")
     table = "\n".join(
         f"| {r['pattern']} ({100 * r['fraction']:.0f}%) | {r['method']} | {r['brier']:.4f} | {r['error_rate']:.4f} | "
         f"{'' if 'draw_error_rate' not in r else format(r['draw_error_rate'], '.4f')} | "
-        f"{'' if r['acceptance'] is None else format(r['acceptance'], '.2f')} | {r['seconds']:.1f} s |" for r in rows)
+        f"{'' if r['acceptance'] is None else format(r['acceptance'], '.2f')} | "
+        f"{'' if r['effective_samples'] is None else format(r['effective_samples'], '.1f')} | {r['seconds']:.1f} s |"
+        for r in rows)
     md = (f"# Imputing hidden pixels of binarized MNIST\n\n`{command()}`\n\nmachine: {machine()}\n\n"
           f"Model: `{args.model}` ({type(model).__name__}, {model.config.to_dict().get('objective', '')} "
           f"k={model.config.to_dict().get('k', '')}). The first {args.n} test images, binarized with seed 0; "
-          f"{args.steps} chain steps, the conditional mean over the second half. Scores on the hidden pixels: "
+          f"{args.samples} importance samples; {args.steps} chain steps, the conditional mean over the second half "
+          "(Metropolis: the first quarter pseudo-Gibbs; importance sampling proposes from q(z | the mean of 20 pseudo-Gibbs steps)). Scores on the hidden pixels: "
           "the squared error of the imputed probabilities (Brier), the error rate of those thresholded at 1/2, and "
           "of one draw. No published number is set beside these.\n\n"
-          "| hidden | method | Brier | error rate | one draw's error rate | acceptance | time |\n|---|---|---|---|---|---|---|\n"
+          "| hidden | method | Brier | error rate | one draw's error rate | acceptance | effective samples | time |\n"
+          "|---|---|---|---|---|---|---|---|\n"
           f"{table}\n\nPictures: {', '.join(f'`{p.name}`' for p in pictures.values())}.\n")
     print(md)
     write_results(f"impute_{args.tag}", md, {"command": command(), "machine": machine(), "model": args.model,
-                                              "n": args.n, "steps": args.steps, "rows": rows})
+                                              "n": args.n, "steps": args.steps, "samples": args.samples, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -110,10 +110,11 @@ def test_imputation_keeps_the_observed_values(name, digits_batch):
     result = impute(model, x, observed, yl, method="auto", steps=3, generator=torch.Generator().manual_seed(0))
     assert result.mean.shape == x.shape and torch.isfinite(result.mean).all()
     assert torch.equal(result.mean[observed], x[observed]) and torch.equal(result.sample[observed], x[observed])
-    assert (result.acceptance is None) == (method == "iterate")
+    assert (result.acceptance is None) == (method in ("iterate", "importance"))
     gaussian_q = model.is_generative and isinstance(model.encode(x, yl), GaussianLatent)
-    expected = ("metropolis" if hasattr(model, "log_joint") else "pseudo_gibbs") if gaussian_q else "iterate"
+    expected = ("importance" if hasattr(model, "log_joint") else "pseudo_gibbs") if gaussian_q else "iterate"
     assert method == expected
+    assert (result.effective_samples is None) == (method != "importance")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -9,6 +9,7 @@ Each function is tested against a closed form or ``torch.distributions``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -65,6 +66,13 @@ def log_normal(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> tor
 def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
     """log N(z; 0, I) summed over the last dimension (..., D) -> (...)."""
     return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+
+
+def log_joint(decoded: Any, x: torch.Tensor, z: torch.Tensor, observed: torch.Tensor | None = None) -> torch.Tensor:
+    """log p(x | z) + log N(z; 0, I) per example, (N,), for the decoder's output distribution
+    ``decoded`` at z (N, D); with ``observed`` (a mask of x's shape), of the observed values only."""
+    log_px = decoded.log_prob(x) if observed is None else decoded.masked_log_prob(x, observed)
+    return log_px + log_standard_normal(z)
 
 
 def gaussian_kl_per_dim(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -186,6 +186,20 @@ class DecoderOutput:
             return losses.discretized_logistic_log_likelihood(x, self.loc, _half(self.logvar))
         return losses.gaussian_log_likelihood(x, self.loc, self.logvar)
 
+    def log_prob_per_value(self, x: torch.Tensor) -> torch.Tensor:
+        """log p(x_d | z) of every value, (N, *shape) -> (N, *shape): the distribution factorizes over
+        values, so each is scored as a one-value item (the same functions as ``log_prob``)."""
+        n = x.numel()
+        logvar = self.logvar.reshape(n, 1) if isinstance(self.logvar, torch.Tensor) else self.logvar
+        one = DecoderOutput(self.loc.reshape(n, 1), self.likelihood, logvar)
+        return one.log_prob(x.reshape(n, 1)).reshape(x.shape)
+
+    def masked_log_prob(self, x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+        """log p(x_observed | z): the sum over the values where ``observed`` is True, (N,). Values
+        where it is False may hold anything (NaN included)."""
+        safe = torch.where(observed, x, self.mean().detach().to(x.dtype))
+        return torch.where(observed, self.log_prob_per_value(safe), 0.0).reshape(x.shape[0], -1).sum(1)
+
     def repeated_log_prob(self, x: torch.Tensor, L: int) -> torch.Tensor:
         """log p(x_n | z_ln) of an output over L * N rows (ordered l * N + n) for x (N, *shape) -> (L, N)."""
         n = x.shape[0]

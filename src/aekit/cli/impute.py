@@ -2,8 +2,9 @@
 error on the hidden values beside filling them with the training mean, with a picture
 observed | imputed | one draw | original.
 
-The methods are those of ``aekit.evaluate.impute``: Metropolis-within-Gibbs for the VAE family (the
-model's exact conditional), pseudo-Gibbs, or iterated reconstruction for any autoencoder. Values are
+The methods are those of ``aekit.evaluate.impute``: importance sampling or Metropolis-within-Gibbs for
+the VAE family (both reach the model's exact conditional), pseudo-Gibbs, or iterated reconstruction for
+any autoencoder. Values are
 hidden and filled in the space the model works in (after its preprocessing; for a model trained with
 dynamic binarization, on one fixed binarization of the images).
 """
@@ -34,9 +35,9 @@ def register(sub: Any) -> None:
                    help="which values are hidden: random ones, the bottom rows, the right columns, or a centred square")
     p.add_argument("--fraction", type=float, default=0.25, help="share of each image hidden (default 0.25)")
     p.add_argument("--method", choices=["auto", *METHODS], default="auto",
-                   help="auto: metropolis where the model gives log p(x, z), else pseudo_gibbs for a variational "
-                        "model, else iterate")
-    p.add_argument("--steps", type=int, default=200, help="chain steps or iterations per image")
+                   help="auto: importance sampling where the model gives log p(x, z), else pseudo_gibbs for a "
+                        "variational model, else iterate")
+    p.add_argument("--steps", type=int, default=200, help="importance samples, chain steps or iterations per image")
     p.add_argument("--burn-in", type=int, help="steps left out of the conditional mean (default: the first half)")
     p.add_argument("--limit", type=int, default=1000, help="impute the first N images of the split (0: all)")
     p.add_argument("--n", type=int, default=16, help="images shown in the grid")
@@ -81,7 +82,8 @@ def run_impute(args: argparse.Namespace) -> int:
     report = {"model": str(args.model), "data": data.name, "split": args.split, "n": int(x.shape[0]),
               "pattern": args.pattern, "fraction": args.fraction, "hidden_share": n_hidden / hidden.numel(),
               "method": method, "steps": args.steps, "burn_in": args.burn_in if args.burn_in is not None else args.steps // 2,
-              "acceptance": result.acceptance, "seed": args.seed, "metrics": metrics}
+              "acceptance": result.acceptance, "effective_samples": result.effective_samples, "seed": args.seed,
+              "metrics": metrics}
     k = min(args.n, x.shape[0])
     pre = getattr(model, "preprocessing", None)
     shown = [torch.where(observed, x, torch.full_like(x, 0.5)), result.mean, result.sample, x]
@@ -89,6 +91,8 @@ def run_impute(args: argparse.Namespace) -> int:
     write_grid(out, raw_shape, *shown, title="observed (grey: hidden) | imputed | one draw | original")
     atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
     accept = "" if result.acceptance is None else f", acceptance {result.acceptance:.2f}"
+    if result.effective_samples is not None:
+        accept = f", {result.effective_samples:.1f} effective samples"
     print(f"{type(model).__name__}, {method} ({args.steps} steps{accept}), on {x.shape[0]} {args.split} images with "
           f"{100 * report['hidden_share']:.1f}% of the values hidden ({args.pattern}):")
     print(f"  squared error per hidden value: imputed {metrics['mse_hidden_imputed']:.5f}, one draw "

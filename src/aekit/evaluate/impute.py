@@ -1,7 +1,13 @@
 """Missing-value imputation with a trained model: fill the values a mask marks missing, keep the rest.
 
-Three methods, from the most to the least exact:
+Four methods, from the most to the least exact:
 
+- ``importance``: self-normalized importance sampling (Mattei & Frellsen 2019, "MIWAE", section 3.3):
+  z_1..z_K ~ q(z | x with the missing values filled in, by a short pseudo-Gibbs chain), weights w_k = p(x_observed, z_k) / q(z_k | .),
+  E[x_missing | x_observed] = sum_k w_k E[x_missing | z_k] / sum_k w_k, and one draw by resampling a
+  z_k in proportion to w_k. Consistent as K grows, whatever q is; no chain to mix. Needs a Gaussian
+  ``encode`` and ``log_joint`` with an ``observed`` mask (the VAE, the conditional VAE, the
+  one-layer IWAE). ``steps`` is K.
 - ``metropolis``: Metropolis-within-Gibbs (Mattei & Frellsen 2018, "Leveraging the exact likelihood of
   deep latent variable models", section 4). With the observed values fixed, alternate z ~ q(z | x)
   as an independence proposal, accepted with probability
@@ -34,19 +40,27 @@ from .. import losses
 from ..errors import AekitError, ConfigError, DataError
 from ..models.base import GaussianLatent
 
-METHODS = ("metropolis", "pseudo_gibbs", "iterate")
+METHODS = ("importance", "metropolis", "pseudo_gibbs", "iterate")
+PAIRS = 1 << 15   # (importance sample, row) pairs decoded at once
+# pseudo-Gibbs steps whose mean q(z | .) is given for importance sampling by default: on binarized MNIST
+# with a complete-data VAE, proposing from q(z | the fill) gave a squared error of 0.070 on hidden random
+# pixels, from q(z | 10 or 40 steps' mean) 0.042 and 0.041 (200 test digits, K = 1000)
+IMPORTANCE_WARM_START = 20
 PATTERNS = ("random", "bottom", "right", "square")
 
 
 @dataclass
 class ImputationResult:
     """``mean``: the data with each missing value replaced by its estimated conditional mean;
-    ``sample``: one draw of the missing values (the chain's last state; ``mean`` again for ``iterate``);
-    ``acceptance``: the share of accepted proposals (``metropolis``; 1.0 for ``pseudo_gibbs``; None)."""
+    ``sample``: one draw of the missing values (the chain's last state, or a resampled one; ``mean``
+    again for ``iterate``); ``acceptance``: the share of accepted proposals (``metropolis``; 1.0 for
+    ``pseudo_gibbs``; else None); ``effective_samples``: the mean over rows of (sum w)^2 / sum w^2
+    (``importance``; else None)."""
 
     mean: torch.Tensor
     sample: torch.Tensor
     acceptance: float | None
+    effective_samples: float | None = None
 
 
 def missing_mask(shape: tuple[int, ...], pattern: str = "random", fraction: float = 0.5,
@@ -84,9 +98,9 @@ def missing_mask(shape: tuple[int, ...], pattern: str = "random", fraction: floa
 
 @torch.no_grad()
 def choose_method(model: Any, x: torch.Tensor, y: torch.Tensor | None) -> str:
-    """The most exact method the model supports, asked of the model on one row: metropolis where it
-    gives log p(x, z) with a Gaussian q(z|x), pseudo_gibbs where it gives only the Gaussian q(z|x),
-    else iterated reconstruction."""
+    """The most exact method the model supports, asked of the model on one row: importance sampling
+    where it gives log p(x_observed, z) with a Gaussian q(z|x), pseudo_gibbs where it gives only the
+    Gaussian q(z|x), else iterated reconstruction."""
     if not getattr(model, "is_generative", False):
         return "iterate"
     y1 = None if y is None else y[:1]
@@ -97,10 +111,10 @@ def choose_method(model: Any, x: torch.Tensor, y: torch.Tensor | None) -> str:
     if not isinstance(latent, GaussianLatent):
         return "iterate"
     try:
-        model.log_joint(x[:1], latent.mean, y1)
+        model.log_joint(x[:1], latent.mean, y1, observed=torch.ones_like(x[:1], dtype=torch.bool))
     except (AttributeError, AekitError):
         return "pseudo_gibbs"
-    return "metropolis"
+    return "importance"
 
 
 @torch.no_grad()
@@ -111,11 +125,15 @@ def impute(model: torch.nn.Module, x: torch.Tensor, observed: torch.Tensor, y: t
     """Impute the values of ``x`` (N, *item, as the model takes them) where ``observed`` is False.
 
     ``method="auto"`` takes the most exact one the model supports (``choose_method``).
-    ``steps`` iterations per row (chains run in parallel over the rows, ``batch_size`` rows at a time);
+    ``steps`` iterations per row, or importance samples (chains run in parallel over the rows,
+    ``batch_size`` rows at a time);
     the conditional mean averages the steps after ``burn_in`` (default: the first half). ``metropolis``
     takes its first ``warm_start`` steps (default: half the burn-in) as pseudo-Gibbs steps: from a poor
     start (the fill) an independence proposal is rarely accepted, and the chain's stationary
-    distribution does not depend on where it starts. ``fill`` starts
+    distribution does not depend on where it starts. ``importance`` proposes from q(z | the mean of
+    ``warm_start`` pseudo-Gibbs steps) (default 20; 0: q(z | the fill)): any proposal that depends on
+    the observed values alone keeps the estimate consistent, and one closer to them needs fewer
+    samples. ``fill`` starts
     the missing values (a scalar, or one item: e.g. the training mean). ``y``: labels or condition
     vectors for a conditional model. Observed values are returned unchanged.
     """
@@ -128,9 +146,15 @@ def impute(model: torch.nn.Module, x: torch.Tensor, observed: torch.Tensor, y: t
     burn_in = steps // 2 if burn_in is None else burn_in
     if not 0 <= burn_in < steps:
         raise ConfigError(f"burn_in={burn_in!r} must lie in 0..steps - 1 ({steps - 1}).")
-    warm_start = burn_in // 2 if warm_start is None else warm_start
-    if not 0 <= warm_start <= burn_in:
-        raise ConfigError(f"warm_start={warm_start!r} must lie in 0..burn_in ({burn_in}): the steps averaged are Metropolis steps.")
+    if method == "importance":
+        warm_start = IMPORTANCE_WARM_START if warm_start is None else warm_start
+        if warm_start < 0:
+            raise ConfigError(f"warm_start={warm_start!r} must be at least 0.")
+    else:
+        warm_start = burn_in // 2 if warm_start is None else warm_start
+        if not 0 <= warm_start <= burn_in:
+            raise ConfigError(f"warm_start={warm_start!r} must lie in 0..burn_in ({burn_in}): the steps averaged are "
+                              "Metropolis steps.")
     if observed.shape != x.shape or observed.dtype != torch.bool:
         raise DataError(f"The mask must be a boolean tensor of the data's shape {tuple(x.shape)}; got "
                         f"{observed.dtype} of shape {tuple(observed.shape)}.")
@@ -143,14 +167,17 @@ def impute(model: torch.nn.Module, x: torch.Tensor, observed: torch.Tensor, y: t
         for start in range(0, x.shape[0], batch_size):
             rows = slice(start, start + batch_size)
             yb = None if y is None else y[rows]
-            run = _iterate if method == "iterate" else _chain
+            run = {"iterate": _iterate, "importance": _importance}.get(method, _chain)
             m, s, a = run(model, x[rows], observed[rows], yb, method, steps, burn_in, warm_start, fill, generator)
             means.append(m)
             samples.append(s)
             accepted += a * (m.shape[0] / x.shape[0])
     finally:
         model.train(was_training)
-    return ImputationResult(torch.cat(means), torch.cat(samples), None if method == "iterate" else accepted)
+    mean, sample = torch.cat(means), torch.cat(samples)
+    if method == "importance":
+        return ImputationResult(mean, sample, None, accepted)
+    return ImputationResult(mean, sample, None if method == "iterate" else accepted)
 
 
 def _check_model(model: torch.nn.Module, method: str) -> None:
@@ -161,8 +188,8 @@ def _check_model(model: torch.nn.Module, method: str) -> None:
     if not getattr(model, "is_generative", False):
         raise ConfigError(f"method={method!r} samples the latent variables of a generative model; "
                           f"{type(model).__name__} is deterministic: use method='iterate'.")
-    if method == "metropolis" and not hasattr(model, "log_joint"):
-        raise ConfigError(f"method='metropolis' needs log p(x, z) in closed form, which {type(model).__name__} "
+    if method in ("metropolis", "importance") and not hasattr(model, "log_joint"):
+        raise ConfigError(f"method={method!r} needs log p(x, z) in closed form, which {type(model).__name__} "
                           "does not give; use method='pseudo_gibbs' or 'iterate'.")
 
 
@@ -173,6 +200,61 @@ def _iterate(model, x, observed, y, method, steps, burn_in, warm_start, fill, ge
     return xh, xh, 0.0
 
 
+def _gaussian_q(model, x, y) -> GaussianLatent:
+    latent = model.encode(x, y)
+    if not isinstance(latent, GaussianLatent):
+        raise ConfigError(f"{type(model).__name__}'s encode does not give a Gaussian q(z|x) to propose from; "
+                          "use method='iterate'.")
+    return latent
+
+
+def _importance(model, x, observed, y, method, steps, burn_in, warm_start, fill, generator):
+    """Self-normalized importance sampling over ``steps`` draws from q(z | x filled), streamed in chunks:
+    running max M of the log weights, sums of exp(log w - M), of its square and of the weighted
+    decoder means; one draw kept by resampling (a chunk's pick replaces the kept one with the
+    chunk's share of the weight so far)."""
+    n = x.shape[0]
+    start = torch.where(observed, x, fill)
+    if warm_start:   # propose from q(z | the mean of a short pseudo-Gibbs chain): any function of x_observed will do
+        start = _chain(model, x, observed, y, "pseudo_gibbs", warm_start, warm_start // 2, 0, fill, generator)[0]
+    latent = _gaussian_q(model, start, y)
+    top = torch.full((n,), -math.inf, dtype=x.dtype, device=x.device)
+    w_sum, w_sq = torch.zeros(n, dtype=x.dtype, device=x.device), torch.zeros(n, dtype=x.dtype, device=x.device)
+    mean_sum, draw = torch.zeros_like(x), torch.where(observed, x, fill)
+    chunk = max(1, PAIRS // n)
+    item = x.shape[1:]
+    for start in range(0, steps, chunk):
+        k = min(chunk, steps - start)
+        z = losses.reparameterize(latent.mean, latent.logvar, k, generator).reshape(k * n, -1)   # rows l * n + i
+        yk = None if y is None else y.repeat(k, *([1] * (y.dim() - 1)))
+        xk = x.unsqueeze(0).expand(k, *x.shape).reshape(k * n, *item)
+        ok = observed.unsqueeze(0).expand(k, *x.shape).reshape(k * n, *item)
+        log_q = losses.log_normal(z.reshape(k, n, -1), latent.mean, latent.logvar)              # (k, n)
+        log_w = model.log_joint(xk, z, yk, observed=ok).reshape(k, n) - log_q
+        dec = model.decode(z, yk)
+        new_top = torch.maximum(top, log_w.max(0).values)
+        rescale = torch.exp(top - new_top)
+        w = torch.exp(log_w - new_top)                                                         # (k, n)
+        chunk_sum = w.sum(0)
+        w_sum, w_sq = w_sum * rescale + chunk_sum, w_sq * rescale**2 + w.pow(2).sum(0)
+        means = dec.mean().reshape(k, n, -1)
+        mean_sum = mean_sum * _rows(rescale, x) + torch.einsum("kn,knd->nd", w, means).reshape(x.shape)
+        # rows whose chunk weights all underflow against the running max pick anything and never swap
+        odds = torch.where(chunk_sum[:, None] > 0, w.T, torch.ones_like(w.T))
+        pick = torch.multinomial(odds, 1, generator=generator)[:, 0]                          # (n,) in 0..k-1
+        drawn = dec.sample(generator).reshape(k, n, -1)[pick, torch.arange(n, device=x.device)].reshape(x.shape)
+        swap = torch.rand(n, generator=generator, device=x.device, dtype=x.dtype) < chunk_sum / w_sum
+        draw = torch.where(_rows(swap, x), drawn, draw)
+        top = new_top
+    mean = torch.where(observed, x, mean_sum / _rows(w_sum, x))
+    return mean, torch.where(observed, x, draw), float((w_sum.pow(2) / w_sq).mean())
+
+
+def _rows(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A per-row vector (n,) shaped to broadcast against x (n, *item)."""
+    return v.reshape(-1, *([1] * (x.dim() - 1)))
+
+
 def _chain(model, x, observed, y, method, steps, burn_in, warm_start, fill, generator):
     """Metropolis-within-Gibbs (or, accepting every proposal, pseudo-Gibbs) over the rows of ``x``."""
     xh = torch.where(observed, x, fill)
@@ -180,10 +262,7 @@ def _chain(model, x, observed, y, method, steps, burn_in, warm_start, fill, gene
     mean_sum = torch.zeros_like(x)
     n_accept = torch.zeros((), device=x.device)
     for t in range(steps):
-        latent = model.encode(xh, y)
-        if not isinstance(latent, GaussianLatent):
-            raise ConfigError(f"{type(model).__name__}'s encode does not give a Gaussian q(z|x) to propose from; "
-                              "use method='iterate'.")
+        latent = _gaussian_q(model, xh, y)
         proposal = losses.reparameterize(latent.mean, latent.logvar, 1, generator)[0]
         if method == "metropolis" and t > warm_start:
             # importance weights p(x, z) / q(z | x) of the proposal and of the current z, at the current x

@@ -188,10 +188,12 @@ class VAE(Autoencoder):
         log_px = self.decode_samples(z, y).repeated_log_prob(x, k)                    # (k, N)
         return log_px + losses.log_standard_normal(z) - log_q
 
-    def log_joint(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """log p(x | z) + log p(z) per example, x (N, ...) and z (N, D) -> (N,): with ``encode``'s
-        q(z|x), what Metropolis-within-Gibbs imputation (``aekit.evaluate.impute``) needs."""
-        return self.decode(z, y).log_prob(x) + losses.log_standard_normal(z)
+    def log_joint(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None,
+                  observed: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x | z) + log p(z) per example, x (N, ...) and z (N, D) -> (N,); with ``observed`` (a
+        mask of x's shape) log p(x_observed | z) + log p(z). With ``encode``'s q(z|x), what the
+        imputation methods of ``aekit.evaluate.impute`` need."""
+        return losses.log_joint(self.decode(z, y), x, z, observed)
 
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decoder means at z ~ N(0, I), (n, *input_shape)."""
