@@ -68,6 +68,21 @@ def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
 
 
+def zero_missing(x: torch.Tensor) -> torch.Tensor:
+    """x with its missing values (NaN) set to 0: what an encoder sees of incomplete data (MIWAE)."""
+    return torch.nan_to_num(x, nan=0.0)
+
+
+def repeated_log_prob(decoded: Any, x: torch.Tensor, L: int, missing_values: bool = False) -> torch.Tensor:
+    """log p(x_n | z_ln) of a decoder output over L * N rows (ordered l * N + n), (L, N); with
+    ``missing_values`` the sum over x's observed (not NaN) values only."""
+    if not missing_values:
+        return decoded.repeated_log_prob(x, L)
+    n = x.shape[0]
+    x_rep = x.unsqueeze(0).expand(L, *x.shape).reshape(L * n, *x.shape[1:])
+    return decoded.masked_log_prob(x_rep, ~torch.isnan(x_rep)).reshape(L, n)
+
+
 def log_joint(decoded: Any, x: torch.Tensor, z: torch.Tensor, observed: torch.Tensor | None = None) -> torch.Tensor:
     """log p(x | z) + log N(z; 0, I) per example, (N,), for the decoder's output distribution
     ``decoded`` at z (N, D); with ``observed`` (a mask of x's shape), of the observed values only."""

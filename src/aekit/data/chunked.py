@@ -29,17 +29,23 @@ def row_blocks(x: Tensor) -> Iterator[Tensor]:
         yield block
 
 
-def count_nonfinite(x: Tensor) -> int:
-    """How many values of ``x`` are NaN or infinite (0 for integer tensors)."""
+def count_nonfinite(x: Tensor, allow_nan: bool = False) -> int:
+    """How many values of ``x`` are NaN or infinite (with ``allow_nan``: infinite) (0 for integer tensors)."""
     if not x.is_floating_point():
         return 0
+    if allow_nan:
+        return sum(int(torch.isinf(b).sum()) for b in row_blocks(x))
     return sum(int((~torch.isfinite(b)).sum()) for b in row_blocks(x))
 
 
-def value_range(x: Tensor) -> tuple[float, float]:
-    """``(min, max)`` over every value of a non-empty ``x``."""
+def value_range(x: Tensor, ignore_nan: bool = False) -> tuple[float, float]:
+    """``(min, max)`` over every value of a non-empty ``x`` (with ``ignore_nan``, over its other values)."""
     lo, hi = float("inf"), float("-inf")
     for b in row_blocks(x):
+        if ignore_nan:
+            b = b[~torch.isnan(b)]
+            if b.numel() == 0:
+                continue
         lo, hi = min(lo, float(b.min())), max(hi, float(b.max()))
     return lo, hi
 
@@ -49,12 +55,20 @@ def all_binary(x: Tensor) -> bool:
     return all(bool(((b == 0) | (b == 1)).all()) for b in row_blocks(x))
 
 
-def feature_mean(x: Tensor) -> Tensor:
-    """Per-feature mean (D,) of ``x`` (N, *shape) flattened to (N, D), summed in float64."""
+def feature_mean(x: Tensor, ignore_nan: bool = False) -> Tensor:
+    """Per-feature mean (D,) of ``x`` (N, *shape) flattened to (N, D), summed in float64; with
+    ``ignore_nan`` the mean of each feature's other values (NaN for a feature with none)."""
     total = torch.zeros(math.prod(x.shape[1:]), dtype=torch.float64, device=x.device)
+    if not ignore_nan:
+        for b in row_blocks(x):
+            total += b.reshape(b.shape[0], -1).sum(0, dtype=torch.float64)
+        return total / max(1, int(x.shape[0]))
+    count = torch.zeros_like(total)
     for b in row_blocks(x):
-        total += b.reshape(b.shape[0], -1).sum(0, dtype=torch.float64)
-    return total / max(1, int(x.shape[0]))
+        flat = b.reshape(b.shape[0], -1)
+        total += flat.nan_to_num(0.0).sum(0, dtype=torch.float64)
+        count += (~torch.isnan(flat)).sum(0)
+    return total / count
 
 
 def feature_std(x: Tensor, mean: Tensor) -> Tensor:

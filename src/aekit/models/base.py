@@ -118,12 +118,18 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
             raise DataError(f"{name} has shape {tuple(x.shape)}; the model takes {want}.")
         if x.shape[0] == 0:
             raise DataError(f"{name} has no rows.")
-        bad = count_nonfinite(x)  # a block of rows at a time: x may be memory-mapped and larger than memory
+        missing = bool(getattr(self.config, "missing_values", False))   # NaN marks a missing value
+        bad = count_nonfinite(x, allow_nan=missing)  # a block of rows at a time: x may be memory-mapped
         if bad:
-            raise DataError(f"{name} has {bad} NaN or infinite values; expected only finite numbers.")
+            what = "infinite" if missing else "NaN or infinite"
+            raise DataError(f"{name} has {bad} {what} values; expected only finite numbers"
+                            + ("." if missing else " (a model with missing_values=True takes NaN as a missing value)."))
+        if missing and binarize and count_nonfinite(x):
+            raise DataError(f"{name} has missing values (NaN), which dynamic binarization cannot draw; binarize "
+                            "the observed values beforehand.")
         likelihood = getattr(self.config, "likelihood", None)
         if binarize or likelihood in UNIT_INTERVAL_LIKELIHOODS:
-            lo, hi = value_range(x)
+            lo, hi = value_range(x, ignore_nan=missing)
             if lo < 0 or hi > 1:
                 need = "dynamic binarization" if binarize else f"likelihood={likelihood!r}"
                 raise DataError(f"{need} needs {name} in [0, 1], but it spans [{lo:.3g}, {hi:.3g}]; "
@@ -144,7 +150,8 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
         if len(decoders) != 1 or len(heads) != 1:
             raise ConfigError(f"output_bias='data' needs a model with one likelihood decoder; "
                               f"{type(self).__name__} has {len(decoders)}; use output_bias='zero'.")
-        mean = feature_mean(x).float().reshape(decoders[0].input_shape)
+        mean = feature_mean(x, ignore_nan=bool(getattr(self.config, "missing_values", False)))
+        mean = mean.nan_to_num(0.5).float().reshape(decoders[0].input_shape)   # 0.5: a feature never observed
         decoders[0].set_output_bias(heads[0].raw_for_mean(mean))
 
     def on_train_step(self) -> None:

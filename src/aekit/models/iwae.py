@@ -43,6 +43,9 @@ class IWAEConfig(ModelConfig):
     k: int = 5                         # importance samples per input in the training objective
     objective: str = "iwae"            # "iwae": log mean_i w_i; "vae": mean_i log w_i
     n_stochastic_layers: int = 1
+    # NaN in the data marks a missing value: the encoder sees 0 there and the bound counts the observed
+    # values only (MIWAE, Mattei & Frellsen 2019)
+    missing_values: bool = False
     intermediate_dim: int = 100
     intermediate_hidden_dims: tuple[int, ...] = (100, 100)
     init: str = "glorot"               # "glorot" (the paper) or "default" (PyTorch's)
@@ -103,7 +106,7 @@ class IWAE(Autoencoder):
     # -- the contract ---------------------------------------------------------------------------
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> GaussianLatent:
         """q of the top layer; with two layers, q(h2 | h1 = E[h1|x]) (a deterministic mean-field pass)."""
-        mean, logvar = _split(self.q1(x))
+        mean, logvar = _split(self.q1(losses.zero_missing(x) if self.config.missing_values else x))
         if self.q2 is not None:
             mean, logvar = _split(self.q2(mean))
         return GaussianLatent(mean, logvar)
@@ -143,7 +146,7 @@ class IWAE(Autoencoder):
     ) -> list[torch.Tensor]:
         """E_q[h | x] of every stochastic layer, bottom first, (N, d) each: q(h1|x)'s mean, and with two
         layers E_{h1 ~ q(h1|x)}[E[h2 | h1]] from ``samples`` draws of h1 (q(h2|x) is a mixture)."""
-        m1, lv1 = _split(self.q1(x))
+        m1, lv1 = _split(self.q1(losses.zero_missing(x) if self.config.missing_values else x))
         if self.q2 is None:
             return [m1]
         h1 = losses.reparameterize(m1, lv1, samples, generator)      # (S, N, d1)
@@ -151,7 +154,7 @@ class IWAE(Autoencoder):
 
     # -- bounds ---------------------------------------------------------------------------------
     def _weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> IWAEOutput:
-        m1, lv1 = _split(self.q1(x))                                  # (N, d1)
+        m1, lv1 = _split(self.q1(losses.zero_missing(x) if self.config.missing_values else x))   # (N, d1)
         h1 = losses.reparameterize(m1, lv1, k, generator)             # (k, N, d1)
         log_q = losses.log_normal(h1, m1, lv1)                        # (k, N)
         if self.q2 is None:
@@ -163,7 +166,7 @@ class IWAE(Autoencoder):
             pm, plv = _split(self.p1(h2))                             # p(h1 | h2): (k, N, d1)
             log_p = losses.log_standard_normal(h2) + losses.log_normal(h1, pm, plv)
         n = x.shape[0]
-        log_px = self.head(self.px(h1.reshape(k * n, -1))).repeated_log_prob(x, k)  # (k, N)
+        log_px = losses.repeated_log_prob(self.head(self.px(h1.reshape(k * n, -1))), x, k, self.config.missing_values)
         return IWAEOutput(log_px + log_p - log_q, log_px, GaussianLatent(m1, lv1))
 
     def log_importance_weights(

@@ -43,6 +43,9 @@ class VAEConfig(ModelConfig):
     capacity_max: float = 0.0         # C_max in nats (0 = off); loss uses gamma |KL - C|
     capacity_steps: int = 0
     capacity_gamma: float = 1000.0
+    # NaN in the data marks a missing value: the encoder sees 0 there and the likelihood counts the
+    # observed values only (the MIWAE of Mattei & Frellsen 2019 with the iwae model; here with L samples)
+    missing_values: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -103,6 +106,8 @@ class VAE(Autoencoder):
         return one_hot(y, c, dtype=next(self.parameters()).dtype)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> GaussianLatent:
+        if self.config.missing_values:
+            x = losses.zero_missing(x)
         mean, logvar = self.encoder(x, self.condition(y)).chunk(2, dim=1)
         return GaussianLatent(mean, logvar)
 
@@ -135,8 +140,8 @@ class VAE(Autoencoder):
         return c.capacity_max * torch.clamp(self.train_step.float() / c.capacity_steps, max=1.0)
 
     def log_likelihood_terms(self, x: torch.Tensor, out: VAEOutput) -> torch.Tensor:
-        """log p(x | z_l) for every sample, (L, N)."""
-        return out.recon.repeated_log_prob(x, out.z.shape[0])
+        """log p(x | z_l) for every sample, (L, N) (of the observed values of x with ``missing_values``)."""
+        return losses.repeated_log_prob(out.recon, x, out.z.shape[0], self.config.missing_values)
 
     def loss(self, x: torch.Tensor, out: VAEOutput, y: torch.Tensor | None = None) -> LossOutput:
         c = self.config
@@ -185,7 +190,7 @@ class VAE(Autoencoder):
         latent = self.encode(x, y)
         z = losses.reparameterize(latent.mean, latent.logvar, k, generator)          # (k, N, D)
         log_q = losses.log_normal(z, latent.mean, latent.logvar)                      # (k, N)
-        log_px = self.decode_samples(z, y).repeated_log_prob(x, k)                    # (k, N)
+        log_px = losses.repeated_log_prob(self.decode_samples(z, y), x, k, self.config.missing_values)  # (k, N)
         return log_px + losses.log_standard_normal(z) - log_q
 
     def log_joint(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None,
