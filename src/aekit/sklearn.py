@@ -35,6 +35,7 @@ from . import registry
 from .errors import CheckpointError, ConfigError, DataError
 from .nn import model_device
 from .semi_sklearn import M1Classifier, M2Classifier  # noqa: F401  semi-supervised classifiers (Kingma et al. 2014)
+from .impute_sklearn import VAEImputer  # noqa: F401  missing values (Mattei & Frellsen 2019)
 
 ESTIMATOR_NAME = "estimator.json"
 _BATCH = 4096  # rows per forward pass in transform / inverse_transform / score
