@@ -417,3 +417,30 @@ def test_init_refits_only_the_vq_vae_prior(capsys, tmp_path):
     before, after = _weights(first / "best"), _weights(second / "last")
     changed = {k for k in before if before[k].is_floating_point() and not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("prior.") for k in changed), sorted(changed)
+
+
+def test_init_carries_the_source_runs_labels_split_and_skips_pretraining(capsys, tmp_path, monkeypatch):
+    """Review findings: a warm start keeps the semi-supervised label count, reads the same data with
+    the source run's split even when --data names it, and does not pretrain trained layers again."""
+    m2, again = tmp_path / "m2", tmp_path / "m2b"
+    assert main(["train", "--model", "m2", "--data", "digits", "--labels", "50", "--hidden-dims", "8", "--epochs", "1",
+                 "--test-fraction", "0.5", "--validation", "0", "--out", str(m2), "--no-progress"]) == 0
+    assert main(["train", "--init", str(m2), "--data", "digits", "--epochs", "1", "--out", str(again),
+                 "--no-progress"]) == 0
+    first, second = (json.loads((d / "run.json").read_text()) for d in (m2, again))
+    assert second["labels"] == 50 and second["n_train"] == first["n_train"]
+    assert second["test_fraction"] == 0.5 and second["validation"] == 0
+    stacked = tmp_path / "s"
+    assert main(["train", "--model", "stacked_ae", "--data", "digits", "--hidden-dims", "16", "-o", "pretrain_epochs=1",
+                 "--epochs", "1", "--out", str(stacked), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--init", str(stacked), "--epochs", "1", "--out", str(tmp_path / "s2"), "--no-progress"]) == 0
+    assert "pretraining" not in capsys.readouterr().out
+    # the source is recorded by its absolute path and must not change before a resume that reloads it
+    info = json.loads((again / "run.json").read_text())
+    assert Path(info["init"]["from"]).is_absolute()
+    for name in ("metrics.csv", "last", "best", "figures"):
+        shutil.rmtree(again / name) if (again / name).is_dir() else (again / name).unlink()
+    info["init"]["weights_sha256"] = "0" * 64
+    (again / "run.json").write_text(json.dumps(info))
+    fails(["train", "--resume", "--out", str(again)], capsys, "has changed since")

@@ -189,3 +189,36 @@ def test_masked_log_prob_is_the_sum_over_observed_values():
         assert torch.allclose(per_value.reshape(4, -1).sum(1), out.log_prob(x))
         assert torch.allclose(out.masked_log_prob(x, observed), (per_value * observed).reshape(4, -1).sum(1))
         assert torch.allclose(out.masked_log_prob(x, torch.ones_like(observed)), out.log_prob(x))
+
+
+def test_rows_of_any_layout_nan_in_observed_values_and_flat_data_in_the_cli(tmp_path, capsys):
+    import json
+
+    from aekit.cli import main
+    from aekit.models.vae import VAE, VAEConfig
+
+    torch.set_default_dtype(torch.float32)
+    model = VAE(VAEConfig(input_shape=(1, 4, 4), latent_dim=2, hidden_dims=(8,))).eval()
+    x = torch.rand(5, 16)                                      # flat rows for an image-shaped model
+    observed = missing_mask(tuple(x.shape), "random", 0.4, generator=torch.Generator().manual_seed(0))
+    for method in ("importance", "metropolis", "pseudo_gibbs", "iterate"):
+        result = impute(model, x, observed, method=method, steps=4)
+        assert result.mean.shape == x.shape and torch.equal(result.mean[observed], x[observed])
+    assert impute(model, x, observed, steps=2, fill=torch.full((16,), 0.5)).mean.shape == x.shape
+    with pytest.raises(DataError, match="fill has 3 values"):
+        impute(model, x, observed, steps=2, fill=torch.ones(3))
+    bad = x.clone()
+    bad[observed] = torch.nan
+    with pytest.raises(DataError, match="NaN where the mask says a value is observed"):
+        impute(model, bad, observed, steps=2)
+    np_rows = torch.rand(60, 10).numpy()
+    import numpy as np
+
+    np.save(tmp_path / "t.npy", np_rows)
+    run = tmp_path / "flat"
+    assert main(["train", "--data", str(tmp_path / "t.npy"), "--likelihood", "gaussian", "--hidden-dims", "8",
+                 "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+    out = tmp_path / "flat.png"
+    assert main(["impute", str(run), "--pattern", "random", "--steps", "4", "--out", str(out)]) == 0
+    assert not out.exists() and json.loads(out.with_suffix(".json").read_text())["method"] == "importance"
+    assert "no picture" in capsys.readouterr().out

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from .. import plots
 from ..errors import ConfigError
 from ..evaluate.impute import METHODS, PATTERNS, choose_method, impute, missing_mask
 from ..io import atomic_write_text
@@ -60,8 +61,8 @@ def run_impute(args: argparse.Namespace) -> int:
     data = load_data(args)
     split = split_of(data, args.split)
     raw = split.x[: args.limit] if args.limit else split.x
-    y = None
-    if getattr(model, "is_conditional", False) and split.y is not None:
+    y = None   # a conditional model's labels; a model that predicts labels (M2) is not told them
+    if getattr(model, "is_conditional", False) and not getattr(model, "uses_labels", False) and split.y is not None:
         y = split.y[: raw.shape[0]]
     x = model_inputs(model, raw, seed=args.seed)
     gen = torch.Generator().manual_seed(args.seed)
@@ -81,14 +82,18 @@ def run_impute(args: argparse.Namespace) -> int:
                "mse_hidden_training_mean": mse(torch.where(observed, x, train_mean))}
     report = {"model": str(args.model), "data": data.name, "split": args.split, "n": int(x.shape[0]),
               "pattern": args.pattern, "fraction": args.fraction, "hidden_share": n_hidden / hidden.numel(),
-              "method": method, "steps": args.steps, "burn_in": args.burn_in if args.burn_in is not None else args.steps // 2,
+              "method": method, "steps": args.steps,
+              "burn_in": None if method in ("importance", "iterate") else (
+                  args.burn_in if args.burn_in is not None else args.steps // 2),
               "acceptance": result.acceptance, "effective_samples": result.effective_samples, "seed": args.seed,
               "metrics": metrics}
     k = min(args.n, x.shape[0])
     pre = getattr(model, "preprocessing", None)
     shown = [torch.where(observed, x, torch.full_like(x, 0.5)), result.mean, result.sample, x]
     shown = [(pre.invert(t[:k]) if pre is not None else t[:k]).reshape(k, *raw_shape) for t in shown]
-    write_grid(out, raw_shape, *shown, title="observed (grey: hidden) | imputed | one draw | original")
+    drawable = plots.as_images(shown[0], raw_shape) is not None
+    if drawable:
+        write_grid(out, raw_shape, *shown, title="observed (grey: hidden) | imputed | one draw | original")
     atomic_write_text(report_path, json.dumps(report, indent=2) + "\n")
     accept = "" if result.acceptance is None else f", acceptance {result.acceptance:.2f}"
     if result.effective_samples is not None:
@@ -97,5 +102,6 @@ def run_impute(args: argparse.Namespace) -> int:
           f"{100 * report['hidden_share']:.1f}% of the values hidden ({args.pattern}):")
     print(f"  squared error per hidden value: imputed {metrics['mse_hidden_imputed']:.5f}, one draw "
           f"{metrics['mse_hidden_one_draw']:.5f}, training mean {metrics['mse_hidden_training_mean']:.5f}")
-    print(f"wrote {out} and {report_path}")
+    print(f"wrote {out} and {report_path}" if drawable else f"wrote {report_path} (items of shape {raw_shape} are "
+          "not images: no picture)")
     return 0

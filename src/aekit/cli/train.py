@@ -150,7 +150,10 @@ def run_train(args: argparse.Namespace) -> int:
         use_run_data(args, saved, resume=True)  # read and split the data as the first sitting did
         has_checkpoint = (out / "last" / STATE_NAME).is_file() or (out / "metrics.csv").is_file()
         if saved.get("init") and not has_checkpoint:   # a warm start that stopped before its first checkpoint
-            init = _init_source(args, saved["init"]["from"])
+            init = _init_source(args, saved["init"]["from"], carry_data=False)
+            if init[1].get("weights_sha256") != saved["init"].get("weights_sha256"):
+                raise CheckpointError(f"Cannot resume: the saved model {str(init[0])!r} this run started from has "
+                                      "changed since (its weights' checksum differs); start a new run.")
     elif out.exists() and any(out.iterdir()):
         raise ConfigError(f"The run folder {str(out)!r} already exists and is not empty; choose another --out or pass --resume.")
     if not args.data:
@@ -187,9 +190,10 @@ def run_train(args: argparse.Namespace) -> int:
     if (model.uses_labels or model.is_conditional) and y is None:
         what = "learns from labels" if model.uses_labels else "is conditioned on labels"
         raise DataError(f"Model {args.model!r} {what}, but the data set {data.name!r} has none.")
-    n_labels = args.labels if args.labels is not None else (saved.get("labels") if args.resume else None)
-    fraction = args.labelled_fraction if args.labelled_fraction is not None else (
-        saved.get("labelled_fraction") if args.resume else None)
+    # labels kept and their share: this command's, else the run's (resume), else the run the model came from
+    earlier = saved if args.resume else (init[2] if init is not None else {})
+    n_labels = args.labels if args.labels is not None else earlier.get("labels")
+    fraction = args.labelled_fraction if args.labelled_fraction is not None else earlier.get("labelled_fraction")
     if fraction is not None and n_labels is None:
         raise ConfigError("--labelled-fraction sets the share of labelled rows and needs --labels N.")
     if n_labels is not None:  # aekit.semi: N balanced labels (-1 elsewhere), the labelled rows oversampled
@@ -221,7 +225,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     # A first sitting that stopped before its first checkpoint left only run.json: start it afresh.
     resume = args.resume and ((out / "last" / STATE_NAME).is_file() or (out / "metrics.csv").is_file())
-    if getattr(model, "has_pretraining", False) and getattr(config, "pretrain_epochs", 0) > 0 and not resume:
+    if getattr(model, "has_pretraining", False) and getattr(config, "pretrain_epochs", 0) > 0 and not resume \
+            and init is None:   # a warm start's layers are trained already
         # Greedy layer-wise pretraining (Bengio et al. 2007; Vincent et al. 2010) before supervised fine-tuning.
         say(f"greedy layer-wise pretraining: {config.pretrain_epochs} epochs per layer -> {out / 'layers'}")
         model.pretrain(x, config=tc.replace(epochs=config.pretrain_epochs), val_x=val_x, run_dir=out / "layers")
@@ -241,28 +246,32 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _init_source(args: argparse.Namespace, path: str | None = None) -> tuple[Path, dict[str, Any]]:
-    """The saved model ``--init`` names (a model folder, or a run folder's best/ then last/) and its
-    config.json. The run's model and, without --data, its data (read as that run read it) carry over."""
+def _init_source(args: argparse.Namespace, path: str | None = None,
+                 carry_data: bool = True) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """The saved model ``--init`` names (a model folder, or a run folder's best/ then last/, as an
+    absolute path), its config.json and its run's run.json ({} for a model saved outside a run). The
+    model carries over, and with ``carry_data`` the data: without --data that run's, and the same
+    data (however named) is read and split as that run read it, so its test rows stay out of training."""
     from ..io import read_config
     from .common import resolve_model_dir, run_info
 
-    source = resolve_model_dir(path or args.init)
+    source = resolve_model_dir(path or args.init).resolve()
     meta = read_config(source)
     if args.model and args.model != meta["model_type"]:
         raise ConfigError(f"--init {str(source)!r} holds a model of kind {meta['model_type']!r}, not {args.model!r}; "
                           "drop --model or start from a model of that kind.")
     args.model = meta["model_type"]
-    if not args.data:
-        use_run_data(args, run_info(path or args.init))
-    return source, meta
+    info = run_info(source)
+    if carry_data:
+        use_run_data(args, info)
+    return source, meta, info
 
 
 def _warm_start(init: tuple[Path, dict[str, Any]], options: dict[str, Any], args: argparse.Namespace, data: Any) -> Any:
     """The model ``--init`` names, with the model options given now, its preprocessing unchanged."""
     from ..io import from_pretrained
 
-    source, meta = init
+    source, meta, _ = init
     pre = meta.get("preprocessing") or {}
     expected = tuple(pre.get("input_shape") or meta["config"].get("input_shape") or ())
     if expected and tuple(data.shape) != expected:

@@ -119,7 +119,7 @@ def choose_method(model: Any, x: torch.Tensor, y: torch.Tensor | None) -> str:
 
 @torch.no_grad()
 def impute(model: torch.nn.Module, x: torch.Tensor, observed: torch.Tensor, y: torch.Tensor | None = None, *,
-           method: str = "metropolis", steps: int = 200, burn_in: int | None = None,
+           method: str = "auto", steps: int = 200, burn_in: int | None = None,
            warm_start: int | None = None, fill: torch.Tensor | float = 0.0,
            batch_size: int = 1000, generator: torch.Generator | None = None) -> ImputationResult:
     """Impute the values of ``x`` (N, *item, as the model takes them) where ``observed`` is False.
@@ -137,15 +137,27 @@ def impute(model: torch.nn.Module, x: torch.Tensor, observed: torch.Tensor, y: t
     the missing values (a scalar, or one item: e.g. the training mean). ``y``: labels or condition
     vectors for a conditional model. Observed values are returned unchanged.
     """
-    if method == "auto":
-        method = choose_method(model, x, y)
-    if method not in METHODS:
+    if method != "auto" and method not in METHODS:
         raise ConfigError(f"method={method!r} is not one of {', '.join(METHODS)}.")
     if steps < 1:
         raise ConfigError(f"steps={steps!r} must be at least 1.")
     burn_in = steps // 2 if burn_in is None else burn_in
     if not 0 <= burn_in < steps:
         raise ConfigError(f"burn_in={burn_in!r} must lie in 0..steps - 1 ({steps - 1}).")
+    if observed.shape != x.shape or observed.dtype != torch.bool:
+        raise DataError(f"The mask must be a boolean tensor of the data's shape {tuple(x.shape)}; got "
+                        f"{observed.dtype} of shape {tuple(observed.shape)}.")
+    if bool(torch.isnan(x[observed]).any()):
+        raise DataError("x holds NaN where the mask says a value is observed; mark those values missing (False).")
+    given_shape = x.shape
+    item = tuple(getattr(getattr(model, "config", None), "input_shape", x.shape[1:]))
+    if tuple(x.shape[1:]) != item and math.prod(x.shape[1:]) == math.prod(item):
+        x, observed = x.reshape(x.shape[0], *item), observed.reshape(x.shape[0], *item)   # rows as the model takes them
+    fill = torch.as_tensor(fill, dtype=x.dtype, device=x.device)
+    if fill.dim() and fill.numel() != math.prod(x.shape[1:]):
+        raise DataError(f"fill has {fill.numel()} values; expected one number or one item of {math.prod(x.shape[1:])}.")
+    fill = fill.reshape(x.shape[1:]) if fill.dim() else fill
+    method = choose_method(model, torch.where(observed, x, fill), y) if method == "auto" else method
     if method == "importance":
         warm_start = IMPORTANCE_WARM_START if warm_start is None else warm_start
         if warm_start < 0:
@@ -155,14 +167,10 @@ def impute(model: torch.nn.Module, x: torch.Tensor, observed: torch.Tensor, y: t
         if not 0 <= warm_start <= burn_in:
             raise ConfigError(f"warm_start={warm_start!r} must lie in 0..burn_in ({burn_in}): the steps averaged are "
                               "Metropolis steps.")
-    if observed.shape != x.shape or observed.dtype != torch.bool:
-        raise DataError(f"The mask must be a boolean tensor of the data's shape {tuple(x.shape)}; got "
-                        f"{observed.dtype} of shape {tuple(observed.shape)}.")
     _check_model(model, method)
     was_training = model.training
     model.eval()
     try:
-        fill = torch.as_tensor(fill, dtype=x.dtype, device=x.device)
         means, samples, accepted = [], [], 0.0
         for start in range(0, x.shape[0], batch_size):
             rows = slice(start, start + batch_size)
@@ -174,7 +182,7 @@ def impute(model: torch.nn.Module, x: torch.Tensor, observed: torch.Tensor, y: t
             accepted += a * (m.shape[0] / x.shape[0])
     finally:
         model.train(was_training)
-    mean, sample = torch.cat(means), torch.cat(samples)
+    mean, sample = torch.cat(means).reshape(given_shape), torch.cat(samples).reshape(given_shape)
     if method == "importance":
         return ImputationResult(mean, sample, None, accepted)
     return ImputationResult(mean, sample, None if method == "iterate" else accepted)
@@ -264,7 +272,7 @@ def _chain(model, x, observed, y, method, steps, burn_in, warm_start, fill, gene
     for t in range(steps):
         latent = _gaussian_q(model, xh, y)
         proposal = losses.reparameterize(latent.mean, latent.logvar, 1, generator)[0]
-        if method == "metropolis" and t > warm_start:
+        if method == "metropolis" and t >= max(1, warm_start):
             # importance weights p(x, z) / q(z | x) of the proposal and of the current z, at the current x
             log_w_new = model.log_joint(xh, proposal, y) - losses.log_normal(proposal, latent.mean, latent.logvar)
             log_w = model.log_joint(xh, z, y) - losses.log_normal(z, latent.mean, latent.logvar)
@@ -278,5 +286,5 @@ def _chain(model, x, observed, y, method, steps, burn_in, warm_start, fill, gene
         xh = torch.where(observed, x, dec.sample(generator))
         if t >= burn_in:
             mean_sum += dec.mean()
-    rate = 1.0 if method == "pseudo_gibbs" else float(n_accept) / max(1, (steps - 1 - warm_start) * x.shape[0])
+    rate = 1.0 if method == "pseudo_gibbs" else float(n_accept) / max(1, (steps - max(1, warm_start)) * x.shape[0])
     return torch.where(observed, x, mean_sum / (steps - burn_in)), xh, rate

@@ -123,7 +123,8 @@ class Autoencoder(nn.Module, metaclass=abc.ABCMeta):
         if bad:
             what = "infinite" if missing else "NaN or infinite"
             raise DataError(f"{name} has {bad} {what} values; expected only finite numbers"
-                            + ("." if missing else " (a model with missing_values=True takes NaN as a missing value)."))
+                            + (" (missing_values=True takes NaN as a missing value)."
+                               if hasattr(self.config, "missing_values") and not missing else "."))
         if missing and binarize and count_nonfinite(x):
             raise DataError(f"{name} has missing values (NaN), which dynamic binarization cannot draw; binarize "
                             "the observed values beforehand.")
