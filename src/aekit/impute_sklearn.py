@@ -22,11 +22,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .errors import ConfigError, DataError
+from .sk_state import PicklesModule
 
 _FLOATS = [np.float64, np.float32]
 
 
-class VAEImputer(TransformerMixin, BaseEstimator):
+class VAEImputer(PicklesModule, TransformerMixin, BaseEstimator):
     """Impute NaN with a MIWAE (Mattei & Frellsen 2019) trained on the incomplete X.
 
     ``n_components``: latent size; ``hidden_dims``: encoder layers (the decoder mirrors them); ``k``:
@@ -117,25 +118,6 @@ class VAEImputer(TransformerMixin, BaseEstimator):
                         fill=0.0, generator=gen)
         filled = result.mean.double().cpu().numpy() * self.scale_ + self.mean_
         return np.where(missing, filled, X).astype(X.dtype, copy=False)
-
-    # pickling: the module travels as safetensors bytes + JSON config, as in the reducers
-    def __getstate__(self) -> dict[str, Any]:
-        from .sklearn import _pack
-
-        state = dict(super().__getstate__())
-        model = state.pop("model_", None)
-        if model is not None:
-            state["_model_blob"] = _pack(model)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        from .sklearn import _unpack
-
-        state = dict(state)
-        blob = state.pop("_model_blob", None)
-        super().__setstate__(state)
-        if blob is not None:
-            self.model_ = _unpack(blob)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()

@@ -25,8 +25,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from safetensors.torch import load as _st_load
-from safetensors.torch import save as _st_save
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
@@ -34,6 +32,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import registry
 from .errors import CheckpointError, ConfigError, DataError
 from .nn import model_device
+from .sk_state import PicklesModule
 from .semi_sklearn import M1Classifier, M2Classifier  # noqa: F401  semi-supervised classifiers (Kingma et al. 2014)
 from .impute_sklearn import VAEImputer  # noqa: F401  missing values (Mattei & Frellsen 2019)
 
@@ -42,7 +41,7 @@ _BATCH = 4096  # rows per forward pass in transform / inverse_transform / score
 _FLOATS = [np.float64, np.float32]
 
 
-class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _BaseReducer(PicklesModule, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Shared fit / transform / inverse_transform / pickling / saving of the two reducers.
 
     Subclasses only declare their parameters (scikit-learn reads them from ``__init__``), whether
@@ -241,21 +240,6 @@ class _BaseReducer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
-    # -- pickling: the module travels as safetensors bytes + JSON config ----------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__ itself
-        model = state.pop("model_", None)
-        if model is not None:
-            state["_model_blob"] = _pack(model)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        blob = state.pop("_model_blob", None)
-        super().__setstate__(state)
-        if blob is not None:
-            self.model_ = _unpack(blob)
-
     # -- saving ---------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write the model (config.json + model.safetensors) and the estimator (estimator.json) into directory."""
@@ -403,28 +387,6 @@ def _as_tensor(X: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
     if not arr.flags.writeable:
         arr = arr.copy()
     return torch.from_numpy(arr).reshape(arr.shape[0], *shape)
-
-
-def _pack(model: torch.nn.Module) -> dict[str, Any]:
-    weights = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    pre = getattr(model, "preprocessing", None)
-    return {
-        "model_type": registry.name_of(model),
-        "config": model.config.to_dict(),
-        "preprocessing": pre.to_dict() if pre is not None else None,
-        "weights": _st_save(weights),
-    }
-
-
-def _unpack(blob: dict[str, Any]) -> torch.nn.Module:
-    model_cls, config_cls = registry.get(blob["model_type"])
-    model = model_cls(config_cls.from_dict(blob["config"]))
-    model.load_state_dict(_st_load(blob["weights"]), strict=True)
-    if blob.get("preprocessing"):
-        from .data import Preprocessing
-
-        model.preprocessing = Preprocessing.from_dict(blob["preprocessing"])
-    return model.eval()
 
 
 def _jsonable(value: Any) -> Any:
