@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from .common import add_data_args, check_new_file, load_data, load_model, model_inputs, run_info, split_of, use_run_data
+from .common import add_model_data_args, check_new_file, load_data, load_model, model_inputs, run_info, split_of, use_run_data
 
 
 def register(sub: Any) -> None:
@@ -17,9 +17,7 @@ def register(sub: Any) -> None:
                        description="Write the analogy figure of a conditional model (cvae, m2): on the left, each "
                                    "input then its inferred style decoded with every class; on the right, every class "
                                    "decoded at the same draws of z.")
-    p.add_argument("model", help="run folder or saved model folder")
-    add_data_args(p)
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    add_model_data_args(p)
     p.add_argument("--n", type=int, default=10, help="number of inputs (rows of the left panel)")
     p.add_argument("--styles", type=int, default=10, help="number of draws of z (columns of the right panel)")
     p.add_argument("--seed", type=int, default=0)

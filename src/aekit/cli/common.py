@@ -41,6 +41,13 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                         "then contiguous); default: map a .npy only when it would fill more than half of memory")
 
 
+def add_model_data_args(p: argparse.ArgumentParser) -> None:
+    """A command that reads a trained model and a split of data: the model, the data options, --split."""
+    p.add_argument("model", help="run folder or saved model folder")
+    add_data_args(p)
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+
+
 def load_data(args: argparse.Namespace, name: str | None = None) -> Any:
     from ..data import load_dataset
 

@@ -22,7 +22,7 @@ from .. import plots
 from ..corruption import CORRUPTIONS, corrupt
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_text
-from .common import (ARRAY_SUFFIXES, add_data_args, check_new_file, load_data, load_model, load_npy, model_inputs, run_info, save_array,
+from .common import (ARRAY_SUFFIXES, add_model_data_args, check_new_file, load_data, load_model, load_npy, model_inputs, run_info, save_array,
                      split_of, use_run_data)
 
 
@@ -31,9 +31,7 @@ def register(sub: Any) -> None:
         "denoise", help="corrupt images (or take noisy ones), denoise them with a model, report PSNR/SSIM and a grid",
         description="Denoise images with a trained model. Clean images come from --data/--split (or --clean); "
                     "they are corrupted with --noise/--level, or the noisy images are read from --noisy.")
-    p.add_argument("model", help="run folder or saved model folder")
-    add_data_args(p)
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    add_model_data_args(p)
     p.add_argument("--noise", choices=[c for c in CORRUPTIONS if c != "none"],
                    help="corruption to apply (default: the one the model was trained with)")
     p.add_argument("--level", type=float, help="masking/salt-and-pepper fraction nu, or Gaussian sigma")

@@ -8,15 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_text
-from .common import add_data_args, check_new_file, load_data, load_model, model_inputs, resolve_model_dir, run_info, split_of, use_run_data
+from .common import add_model_data_args, check_new_file, load_data, load_model, model_inputs, resolve_model_dir, run_info, split_of, use_run_data
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="reconstruction error, ELBO, log-likelihood and loss terms on a split",
                        description="Evaluate a saved model or run folder on a data split and write evaluation.json and figures.")
-    p.add_argument("model", help="run folder or saved model folder")
-    add_data_args(p)
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    add_model_data_args(p)
     p.add_argument("--k", type=int, default=0, help="importance samples for the log-likelihood (models with a likelihood; e.g. 5000)")
     p.add_argument("--chunk-size", type=int, default=None,
                    help="(sample, item) pairs per pass of the log-likelihood: memory against speed (default 1024)")

@@ -21,7 +21,7 @@ from .. import plots
 from ..errors import ConfigError
 from ..evaluate.impute import METHODS, PATTERNS, choose_method, impute, missing_mask
 from ..io import atomic_write_text
-from .common import add_data_args, check_new_file, load_data, load_model, model_inputs, run_info, split_of, use_run_data
+from .common import add_model_data_args, check_new_file, load_data, load_model, model_inputs, run_info, split_of, use_run_data
 
 
 def register(sub: Any) -> None:
@@ -29,9 +29,7 @@ def register(sub: Any) -> None:
                        description="Impute missing values with a trained model: a mask (--pattern, --fraction) hides "
                                    "values of --split; the model fills them in; the squared error on the hidden values "
                                    "is reported beside filling them with the training mean.")
-    p.add_argument("model", help="run folder or saved model folder")
-    add_data_args(p)
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    add_model_data_args(p)
     p.add_argument("--pattern", default="square", choices=PATTERNS,
                    help="which values are hidden: random ones, the bottom rows, the right columns, or a centred square")
     p.add_argument("--fraction", type=float, default=0.25, help="share of each image hidden (default 0.25)")
