@@ -132,9 +132,12 @@ def test_cli_impute_reports_the_error_on_hidden_values_and_a_picture(tmp_path, c
     assert main(["impute", str(run), "--pattern", "bottom", "--fraction", "0.5", "--steps", "6", "--limit", "50",
                  "--out", str(out)]) == 0
     report = json.loads(out.with_suffix(".json").read_text())
-    assert report["method"] == "importance" and report["n"] == 50 and report["hidden_share"] == 0.5
+    assert report["method"] == "pseudo_gibbs" and report["n"] == 50 and report["hidden_share"] == 0.5
     assert set(report["metrics"]) == {"mse_hidden_imputed", "mse_hidden_one_draw", "mse_hidden_training_mean"}
-    assert out.is_file() and report["acceptance"] is None and 1 <= report["effective_samples"] <= 6
+    assert out.is_file() and report["acceptance"] == 1.0 and report["effective_samples"] is None
+    assert main(["impute", str(run), "--method", "importance", "--steps", "6", "--limit", "5", "--out",
+                 str(tmp_path / "i.png")]) == 0
+    assert 1 <= json.loads((tmp_path / "i.json").read_text())["effective_samples"] <= 6
     assert main(["impute", str(run), "--method", "metropolis", "--steps", "4", "--limit", "5", "--out",
                  str(tmp_path / "m.png")]) == 0
     assert 0 <= json.loads((tmp_path / "m.json").read_text())["acceptance"] <= 1
@@ -220,5 +223,5 @@ def test_rows_of_any_layout_nan_in_observed_values_and_flat_data_in_the_cli(tmp_
                  "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
     out = tmp_path / "flat.png"
     assert main(["impute", str(run), "--pattern", "random", "--steps", "4", "--out", str(out)]) == 0
-    assert not out.exists() and json.loads(out.with_suffix(".json").read_text())["method"] == "importance"
+    assert not out.exists() and json.loads(out.with_suffix(".json").read_text())["method"] == "pseudo_gibbs"
     assert "no picture" in capsys.readouterr().out

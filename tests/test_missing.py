@@ -90,6 +90,9 @@ def test_fit_on_incomplete_digits_then_impute():
     result = fit(model, holes, config=TrainConfig(epochs=40, batch_size=50, lr=1e-2, progress=False))
     losses = [r["train_loss"] for r in result.history]
     assert all(map(lambda v: v == v, losses)) and losses[-1] < losses[0] - 1
+    from aekit.evaluate.impute import choose_method
+
+    assert choose_method(model, holes, None) == "importance"      # a model trained on incomplete data
     filled = impute(model.eval(), holes, observed, method="importance", steps=200, warm_start=0, fill=0.0,
                     generator=torch.Generator().manual_seed(0))
     hidden = ~observed

@@ -34,8 +34,8 @@ def register(sub: Any) -> None:
                    help="which values are hidden: random ones, the bottom rows, the right columns, or a centred square")
     p.add_argument("--fraction", type=float, default=0.25, help="share of each image hidden (default 0.25)")
     p.add_argument("--method", choices=["auto", *METHODS], default="auto",
-                   help="auto: importance sampling where the model gives log p(x, z), else pseudo_gibbs for a "
-                        "variational model, else iterate")
+                   help="auto: importance sampling for a model trained on incomplete data (missing_values), "
+                        "pseudo_gibbs for another variational model, else iterate")
     p.add_argument("--steps", type=int, default=200, help="importance samples, chain steps or iterations per image")
     p.add_argument("--burn-in", type=int, help="steps left out of the conditional mean (default: the first half)")
     p.add_argument("--limit", type=int, default=1000, help="impute the first N images of the split (0: all)")

@@ -98,9 +98,14 @@ def missing_mask(shape: tuple[int, ...], pattern: str = "random", fraction: floa
 
 @torch.no_grad()
 def choose_method(model: Any, x: torch.Tensor, y: torch.Tensor | None) -> str:
-    """The most exact method the model supports, asked of the model on one row: importance sampling
-    where it gives log p(x_observed, z) with a Gaussian q(z|x), pseudo_gibbs where it gives only the
-    Gaussian q(z|x), else iterated reconstruction."""
+    """The method that imputes best in practice among those the model supports, asked of the model on
+    one row: importance sampling for a model trained on incomplete data (``missing_values``: its q was
+    trained on partly observed rows, the MIWAE setting) that gives log p(x_observed, z); pseudo-Gibbs for
+    any other model with a Gaussian q(z|x); else iterated reconstruction. For a VAE trained on complete
+    MNIST, pseudo-Gibbs gave the lowest error of the model's methods on every mask of
+    ``benchmarks/results/impute_mnist.md``: importance sampling from its q kept about 6 effective samples
+    of 1000 on the masks that hide whole regions, and the Metropolis chain accepted about 8% of proposals.
+    Both are consistent and converge to the model's exact conditional; they need more samples or steps."""
     if not getattr(model, "is_generative", False):
         return "iterate"
     y1 = None if y is None else y[:1]
@@ -110,6 +115,8 @@ def choose_method(model: Any, x: torch.Tensor, y: torch.Tensor | None) -> str:
         return "iterate"
     if not isinstance(latent, GaussianLatent):
         return "iterate"
+    if not getattr(getattr(model, "config", None), "missing_values", False):
+        return "pseudo_gibbs"
     try:
         model.log_joint(x[:1], latent.mean, y1, observed=torch.ones_like(x[:1], dtype=torch.bool))
     except (AttributeError, AekitError):
