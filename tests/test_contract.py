@@ -111,6 +111,7 @@ def test_imputation_keeps_the_observed_values(name, digits_batch):
     assert result.mean.shape == x.shape and torch.isfinite(result.mean).all()
     assert torch.equal(result.mean[observed], x[observed]) and torch.equal(result.sample[observed], x[observed])
     assert (result.acceptance is None) == (method in ("iterate", "importance"))
+    assert result.method == method
     gaussian_q = model.is_generative and isinstance(model.encode(x, yl), GaussianLatent)
     expected = "pseudo_gibbs" if gaussian_q else "iterate"      # trained on complete data: pseudo-Gibbs
     assert method == expected

@@ -19,7 +19,7 @@ import torch
 
 from .. import plots
 from ..errors import ConfigError
-from ..evaluate.impute import METHODS, PATTERNS, choose_method, impute, missing_mask
+from ..evaluate.impute import METHODS, PATTERNS, impute, missing_mask
 from ..io import atomic_write_text
 from .common import add_model_data_args, check_new_file, load_data, load_model, model_inputs, run_info, split_of, use_run_data
 
@@ -67,9 +67,9 @@ def run_impute(args: argparse.Namespace) -> int:
     raw_shape = tuple(raw.shape[1:])
     observed = missing_mask((x.shape[0], *raw_shape), args.pattern, args.fraction, generator=gen).reshape(x.shape)
     train_mean = model_inputs(model, data.train.x, seed=args.seed).mean(0)
-    method = choose_method(model, x, y) if args.method == "auto" else args.method
-    result = impute(model, x, observed, y, method=method, steps=args.steps, burn_in=args.burn_in, fill=train_mean,
+    result = impute(model, x, observed, y, method=args.method, steps=args.steps, burn_in=args.burn_in, fill=train_mean,
                     batch_size=args.batch_size, generator=gen)
+    method = result.method
     hidden = ~observed
     n_hidden = int(hidden.sum())
 

@@ -126,7 +126,7 @@ def run_train(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ConfigError(f"--threads must be at least 1, not {args.threads}.")
         torch.set_num_threads(args.threads)
-    init = None   # (folder, config.json) of the saved model a warm start begins from
+    init = None   # (folder, config.json, run.json) of the saved model a warm start begins from
     if args.init:
         if args.resume:
             raise ConfigError("--init starts a new run from a saved model and --resume continues a run from its "
@@ -267,7 +267,7 @@ def _init_source(args: argparse.Namespace, path: str | None = None,
     return source, meta, info
 
 
-def _warm_start(init: tuple[Path, dict[str, Any]], options: dict[str, Any], args: argparse.Namespace, data: Any) -> Any:
+def _warm_start(init: tuple[Path, dict[str, Any], dict[str, Any]], options: dict[str, Any], args: argparse.Namespace, data: Any) -> Any:
     """The model ``--init`` names, with the model options given now, its preprocessing unchanged."""
     from ..io import from_pretrained
 

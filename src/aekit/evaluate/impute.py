@@ -3,7 +3,8 @@
 Four methods, from the most to the least exact:
 
 - ``importance``: self-normalized importance sampling (Mattei & Frellsen 2019, "MIWAE", section 3.3):
-  z_1..z_K ~ q(z | x with the missing values filled in, by a short pseudo-Gibbs chain), weights w_k = p(x_observed, z_k) / q(z_k | .),
+  z_1..z_K ~ q(z | x with the missing values filled in by a short pseudo-Gibbs chain), weights
+  w_k = p(x_observed, z_k) / q(z_k | .),
   E[x_missing | x_observed] = sum_k w_k E[x_missing | z_k] / sum_k w_k, and one draw by resampling a
   z_k in proportion to w_k. Consistent as K grows, whatever q is; no chain to mix. Needs a Gaussian
   ``encode`` and ``log_joint`` with an ``observed`` mask (the VAE, the conditional VAE, the
@@ -22,10 +23,11 @@ Four methods, from the most to the least exact:
   deterministic autoencoders, the VQ-VAE). For a linear autoencoder its fixed point is the
   least-squares completion within the learned subspace.
 
-The single imputation returned (``ImputationResult.mean``) is E[x_missing | x_observed] estimated
-along the chain after burn-in as the average of the decoder's means at each step's z (its
-conditional mean, which has less variance than averaging the sampled values); ``sample`` is the
-chain's last state, one draw from the conditional.
+The single imputation returned (``ImputationResult.mean``) is E[x_missing | x_observed]: for the
+chains, the average after burn-in of the decoder's means at each step's z (its conditional mean,
+which has less variance than averaging the sampled values); for importance sampling, the weighted
+average of those means. ``sample`` is one draw from the conditional: the chain's last state, or the
+resampled one. ``method="auto"`` chooses by ``choose_method``.
 """
 
 from __future__ import annotations
@@ -55,12 +57,13 @@ class ImputationResult:
     ``sample``: one draw of the missing values (the chain's last state, or a resampled one; ``mean``
     again for ``iterate``); ``acceptance``: the share of accepted proposals (``metropolis``; 1.0 for
     ``pseudo_gibbs``; else None); ``effective_samples``: the mean over rows of (sum w)^2 / sum w^2
-    (``importance``; else None)."""
+    (``importance``; else None); ``method``: the method used."""
 
     mean: torch.Tensor
     sample: torch.Tensor
     acceptance: float | None
     effective_samples: float | None = None
+    method: str = ""
 
 
 def missing_mask(shape: tuple[int, ...], pattern: str = "random", fraction: float = 0.5,
@@ -131,17 +134,16 @@ def impute(model: torch.nn.Module, x: torch.Tensor, observed: torch.Tensor, y: t
            batch_size: int = 1000, generator: torch.Generator | None = None) -> ImputationResult:
     """Impute the values of ``x`` (N, *item, as the model takes them) where ``observed`` is False.
 
-    ``method="auto"`` takes the most exact one the model supports (``choose_method``).
-    ``steps`` iterations per row, or importance samples (chains run in parallel over the rows,
-    ``batch_size`` rows at a time);
-    the conditional mean averages the steps after ``burn_in`` (default: the first half). ``metropolis``
+    ``method="auto"`` takes what ``choose_method`` picks for the model (``ImputationResult.method``
+    says which). ``steps``: iterations per row, or importance samples (chains run in parallel over the
+    rows, ``batch_size`` rows at a time); the chains' conditional mean averages the steps after
+    ``burn_in`` (default: the first half). ``metropolis``
     takes its first ``warm_start`` steps (default: half the burn-in) as pseudo-Gibbs steps: from a poor
     start (the fill) an independence proposal is rarely accepted, and the chain's stationary
     distribution does not depend on where it starts. ``importance`` proposes from q(z | the mean of
     ``warm_start`` pseudo-Gibbs steps) (default 20; 0: q(z | the fill)): any proposal that depends on
     the observed values alone keeps the estimate consistent, and one closer to them needs fewer
-    samples. ``fill`` starts
-    the missing values (a scalar, or one item: e.g. the training mean). ``y``: labels or condition
+    samples. ``fill`` starts the missing values (a scalar, or one item: e.g. the training mean). ``y``: labels or condition
     vectors for a conditional model. Observed values are returned unchanged.
     """
     if method != "auto" and method not in METHODS:
@@ -191,8 +193,8 @@ def impute(model: torch.nn.Module, x: torch.Tensor, observed: torch.Tensor, y: t
         model.train(was_training)
     mean, sample = torch.cat(means).reshape(given_shape), torch.cat(samples).reshape(given_shape)
     if method == "importance":
-        return ImputationResult(mean, sample, None, accepted)
-    return ImputationResult(mean, sample, None if method == "iterate" else accepted)
+        return ImputationResult(mean, sample, None, accepted, method)
+    return ImputationResult(mean, sample, None if method == "iterate" else accepted, None, method)
 
 
 def _check_model(model: torch.nn.Module, method: str) -> None:

@@ -106,7 +106,7 @@ class IWAE(Autoencoder):
     # -- the contract ---------------------------------------------------------------------------
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> GaussianLatent:
         """q of the top layer; with two layers, q(h2 | h1 = E[h1|x]) (a deterministic mean-field pass)."""
-        mean, logvar = _split(self.q1(losses.zero_missing(x) if self.config.missing_values else x))
+        mean, logvar = self._q1(x)
         if self.q2 is not None:
             mean, logvar = _split(self.q2(mean))
         return GaussianLatent(mean, logvar)
@@ -146,15 +146,19 @@ class IWAE(Autoencoder):
     ) -> list[torch.Tensor]:
         """E_q[h | x] of every stochastic layer, bottom first, (N, d) each: q(h1|x)'s mean, and with two
         layers E_{h1 ~ q(h1|x)}[E[h2 | h1]] from ``samples`` draws of h1 (q(h2|x) is a mixture)."""
-        m1, lv1 = _split(self.q1(losses.zero_missing(x) if self.config.missing_values else x))
+        m1, lv1 = self._q1(x)
         if self.q2 is None:
             return [m1]
         h1 = losses.reparameterize(m1, lv1, samples, generator)      # (S, N, d1)
         return [m1, _split(self.q2(h1))[0].mean(0)]
 
     # -- bounds ---------------------------------------------------------------------------------
+    def _q1(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(h1 | x)'s mean and log-variance (N, d1); with ``missing_values`` x's NaN are seen as 0."""
+        return _split(self.q1(losses.zero_missing(x) if self.config.missing_values else x))
+
     def _weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None) -> IWAEOutput:
-        m1, lv1 = _split(self.q1(losses.zero_missing(x) if self.config.missing_values else x))   # (N, d1)
+        m1, lv1 = self._q1(x)                                         # (N, d1)
         h1 = losses.reparameterize(m1, lv1, k, generator)             # (k, N, d1)
         log_q = losses.log_normal(h1, m1, lv1)                        # (k, N)
         if self.q2 is None:
@@ -197,6 +201,7 @@ class IWAE(Autoencoder):
         values of x only); one stochastic layer only, where ``encode`` is q(h1 | x) (with two, the
         joint of x and the top layer has no closed form)."""
         if self.q2 is not None:
-            raise ConfigError("Metropolis-within-Gibbs needs log p(x, z) in closed form, which an IWAE with two "
-                              "stochastic layers lacks; use method='pseudo_gibbs' or 'iterate'.")
+            raise ConfigError("Imputation by importance sampling or Metropolis-within-Gibbs needs log p(x, z) in "
+                              "closed form, which an IWAE with two stochastic layers lacks; use method='pseudo_gibbs' "
+                              "or 'iterate'.")
         return losses.log_joint(self.head(self.px(z)), x, z, observed)
