@@ -43,3 +43,9 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def abort_lines(stderr: str) -> str:
+    """The lines of a failed torchrun's output that say why a rank died (they scroll out of its tail)."""
+    keys = ("what()", "terminate called", "Error", "error:")
+    return "\n".join(line for line in stderr.splitlines() if any(k in line for k in keys))[:2000] + "\n...\n"

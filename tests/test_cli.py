@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import abort_lines
 import torch
 
 from aekit.cli import main
@@ -313,13 +314,13 @@ def test_torchrun_ddp_two_processes(tmp_path):
         # Two gloo processes on a 2-core machine loaded by other jobs once died with SIGABRT; a second
         # attempt in a fresh folder tells such an environmental abort apart from a real failure of the loop.
         out = tmp_path / f"ddp{attempt}"
-        p = subprocess.run([str(torchrun), "--nproc_per_node", "2", "-m", "aekit", "train", "--model", "ae", "--data",
+        p = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "aekit", "train", "--model", "ae", "--data",
                             "digits", "--epochs", "2", "--hidden-dims", "16", "--out", str(out), "--no-progress"],
                            capture_output=True, text=True, env={"PYTHONPATH": SRC, "PATH": "", "OMP_NUM_THREADS": "1"},
                            timeout=300)
         if p.returncode == 0:
             break
-    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.returncode == 0, abort_lines(p.stderr) + p.stderr[-2000:]
     assert p.stdout.count("epoch 2/2") == 1  # rank 0 alone reports
     rows = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 3

@@ -9,6 +9,7 @@ import itertools
 import math
 
 import pytest
+from conftest import abort_lines
 import torch
 
 from aekit import ConfigError, losses, registry
@@ -274,11 +275,11 @@ def test_ranks_keep_one_codebook_under_ddp(tmp_path):
     script.write_text(_DDP_SCRIPT)
     src = str(Path(__file__).resolve().parents[1] / "src")
     for _ in range(2):   # a second try tells an environmental gloo abort on a loaded machine from a failure
-        p = subprocess.run([str(torchrun), "--nproc_per_node", "2", str(script), codebook_update], capture_output=True,
+        p = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script), codebook_update], capture_output=True,
                            text=True, env={"PYTHONPATH": src, "PATH": "", "OMP_NUM_THREADS": "1"}, timeout=300)
         if p.returncode == 0:
             break
-    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.returncode == 0, abort_lines(p.stderr) + p.stderr[-2000:]
     assert "rows differing: 0" in p.stdout, p.stdout
 
 
