@@ -68,11 +68,19 @@ def save_grid(images: np.ndarray, path: str | Path, ncols: int | None = None, ti
     return show(image_grid(rows), path, title)
 
 
+MISSING_COLOUR = (0.85, 0.15, 0.15)   # a missing value (NaN) in a picture
+
+
 def show(canvas: np.ndarray, path: str | Path, title: str | None = None) -> Path:
+    """A mosaic in grey levels (or colour) on [0, 1]; missing values (NaN) in red."""
     h, w = canvas.shape[:2]
     fig = plt.figure(figsize=(max(2.0, w / 28), max(2.0, h / 28 + (0.4 if title else 0))))
     ax = fig.add_axes([0, 0, 1, 1])
-    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    if canvas.ndim == 3 and np.isnan(canvas).any():   # colour: paint the pixels with any channel missing
+        canvas = canvas.copy()
+        canvas[np.isnan(canvas).any(-1)] = MISSING_COLOUR
+    ax.imshow(canvas, cmap=plt.get_cmap("gray").with_extremes(bad=MISSING_COLOUR), vmin=0, vmax=1,
+              interpolation="nearest")
     ax.axis("off")
     if title:
         ax.set_title(title, fontsize=9)

@@ -48,7 +48,14 @@ def add_model_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
 
 
-def load_data(args: argparse.Namespace, name: str | None = None) -> Any:
+def takes_missing(model: Any) -> bool:
+    """Whether ``model`` was trained to take NaN as a missing value (``missing_values=True``)."""
+    return getattr(getattr(model, "config", None), "missing_values", False) is True
+
+
+def load_data(args: argparse.Namespace, name: str | None = None, missing_values: bool = False) -> Any:
+    """The data named by --data (or ``name``), read and split as the data options say; ``missing_values``
+    reads NaN in a user's file as a missing value (for a model that takes them), else refuses it."""
     from ..data import load_dataset
 
     name = name or args.data
@@ -59,7 +66,8 @@ def load_data(args: argparse.Namespace, name: str | None = None) -> Any:
         validation = int(validation)
     return load_dataset(name, data_dir=args.data_dir, download=not args.no_download,
                         validation=validation, label_column=getattr(args, "label_column", None),
-                        mmap=getattr(args, "mmap", None), test_fraction=getattr(args, "test_fraction", None))
+                        mmap=getattr(args, "mmap", None), test_fraction=getattr(args, "test_fraction", None),
+                        missing_values=missing_values)
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -198,20 +206,21 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def load_npy(path: str, what: str) -> torch.Tensor:
-    """A user's .npy array of images or rows as float32, checked: numbers, finite, 8-bit scaled to [0, 1]."""
+def load_input(path: str, what: str, missing_values: bool = False, label_column: str | None = None) -> torch.Tensor:
+    """A user's .npy array of images or rows, or a CSV/TSV/Parquet table of rows (without its
+    ``label_column``), read as ``--data`` reads a file (float32; 8-bit arrays scaled to [0, 1]; N x H x W
+    images given a channel), checked: numbers, finite (or NaN, a missing value, with ``missing_values``).
+    Rows stay in the file's order."""
+    from ..data.formats import TABLE_SUFFIXES, read_table
+    from ..data.load import feature_tensor
+
     p = Path(path)
     if not p.is_file():
         raise DataError(f"The {what} file {str(p)!r} does not exist.")
+    if p.suffix.lower() in TABLE_SUFFIXES:
+        return feature_tensor(p, read_table(p, label_column, require_label=False).x, "all", missing_values)
     try:
         a = np.load(p, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise DataError(f"{str(p)!r} is not a readable .npy array ({exc}).") from None
-    if not np.issubdtype(a.dtype, np.number) or a.ndim < 2:
-        raise DataError(f"{str(p)!r} holds a {a.dtype} array of shape {a.shape}; expected numbers, one image per row.")
-    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-    if not torch.isfinite(t).all():
-        raise DataError(f"{str(p)!r} contains NaN or infinite values.")
-    if np.issubdtype(a.dtype, np.integer) and float(t.max()) > 1:
-        t = t / 255.0                                   # 8-bit images -> [0, 1]
-    return t
+    return feature_tensor(p, a, "all", missing_values)

@@ -22,7 +22,7 @@ from .. import plots
 from ..corruption import CORRUPTIONS, corrupt
 from ..errors import ConfigError, DataError
 from ..io import atomic_write_text
-from .common import (ARRAY_SUFFIXES, add_model_data_args, check_new_file, load_data, load_model, load_npy, model_inputs, run_info, save_array,
+from .common import (ARRAY_SUFFIXES, add_model_data_args, check_new_file, load_data, load_model, load_input, model_inputs, run_info, save_array,
                      split_of, use_run_data)
 
 
@@ -113,8 +113,8 @@ def run_denoise(args: argparse.Namespace) -> int:
     shape = _shape(model)
     source: dict[str, Any]
     if args.noisy:
-        noisy = load_npy(args.noisy, "noisy")
-        clean = load_npy(args.clean, "clean") if args.clean else None
+        noisy = load_input(args.noisy, "noisy")
+        clean = load_input(args.clean, "clean") if args.clean else None
         if clean is not None and clean.shape[0] != noisy.shape[0]:
             raise DataError(f"--noisy has {noisy.shape[0]} images but --clean has {clean.shape[0]}; expected the same number.")
         if clean is not None and clean[0].numel() != noisy[0].numel():

@@ -10,7 +10,7 @@ import torch
 
 from .. import plots
 from ..errors import ConfigError, DataError
-from .common import (ARRAY_SUFFIXES, add_data_args, check_new_file, load_data, load_model, load_npy, model_inputs, run_info,
+from .common import (ARRAY_SUFFIXES, add_data_args, check_new_file, load_data, takes_missing, load_model, load_input, model_inputs, run_info,
                      save_array, split_of, use_run_data)
 
 
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
     r = sub.add_parser("reconstruct", help="reconstruct inputs and save inputs | reconstructions as a grid")
     r.add_argument("model")
     add_data_args(r)
-    r.add_argument("--input", help=".npy file of inputs instead of --data")
+    r.add_argument("--input", help=".npy file, or CSV/TSV/Parquet table, of inputs instead of --data (rows in its order)")
     r.add_argument("--split", default="test", choices=["train", "val", "test"])
     r.add_argument("--n", type=int, default=32)
     r.add_argument("--out", default="reconstructions.png", help="picture (.png) or array (.npy)")
@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
     e = sub.add_parser("encode", help="write the deterministic codes (posterior means) of a data split to .npy or .csv")
     e.add_argument("model")
     add_data_args(e)
-    e.add_argument("--input", help=".npy file of inputs instead of --data")
+    e.add_argument("--input", help=".npy file, or CSV/TSV/Parquet table, of inputs instead of --data (rows in its order)")
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--out", default="embeddings.npy", help=".npy or .csv")
     e.add_argument("--labels-out", help="also write the labels (.npy or .csv)")
@@ -52,10 +52,11 @@ def register(sub: Any) -> None:
 def _inputs(args: argparse.Namespace, model: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Raw inputs and labels from --input or --data/--split."""
     if getattr(args, "input", None):
-        t = load_npy(args.input, "input")
+        t = load_input(args.input, "input", missing_values=takes_missing(model),
+                       label_column=run_info(args.model).get("label_column"))
         return t, None
     use_run_data(args, run_info(args.model))
-    split = split_of(load_data(args), args.split)
+    split = split_of(load_data(args, missing_values=takes_missing(model)), args.split)
     return split.x, split.y
 
 

@@ -159,7 +159,10 @@ def run_train(args: argparse.Namespace) -> int:
     if not args.data:
         raise ConfigError("No data given; pass --data NAME_OR_PATH.")
     model_cls, config_cls = registry.get(args.model)
-    data = load_data(args)
+    # NaN in a data file is a missing value for a model trained with missing_values=True
+    options = saved["model_config"] if args.resume else {**(init[1].get("config", {}) if init else {}),
+                                                          **given_model_options(args)}
+    data = load_data(args, missing_values=options.get("missing_values") is True)
     if args.resume:
         model_opts, train_opts = saved["model_config"], {**saved["train_config"], **train_options(args)}
     elif init is not None:
@@ -327,7 +330,7 @@ def _check_likelihood(config: Any, x: torch.Tensor, pre: Any) -> None:
     lik = getattr(config, "likelihood", None)
     if pre.binarize != "dynamic" and lik not in UNIT_INTERVAL_LIKELIHOODS:
         return
-    lo, hi = value_range(x)  # one pass, a block of rows at a time
+    lo, hi = value_range(x, ignore_nan=True)  # NaN: missing values; one pass, a block of rows at a time
     if pre.binarize == "dynamic" and (lo < 0 or hi > 1):
         raise DataError(
             f"--binarize dynamic draws each value as a Bernoulli probability, but this data spans "

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from aekit.data.pages import prefetch
+from aekit.errors import DataError
 
 BLOCK_BYTES = 32 << 20  # 32 MiB of input per block
 
@@ -36,6 +37,19 @@ def count_nonfinite(x: Tensor, allow_nan: bool = False) -> int:
     if allow_nan:
         return sum(int(torch.isinf(b).sum()) for b in row_blocks(x))
     return sum(int((~torch.isfinite(b)).sum()) for b in row_blocks(x))
+
+
+def check_finite(x: Tensor, where: str, missing_values: bool = False) -> None:
+    """Refuse a data file's infinite values, and its NaN unless ``missing_values`` (NaN marks a missing value)."""
+    bad = count_nonfinite(x, allow_nan=missing_values)
+    if bad and missing_values:
+        raise DataError(f"Data file {where} has {bad} infinite values; expected finite numbers or NaN for a "
+                        "missing value.")
+    if bad:
+        nan = bad - count_nonfinite(x, allow_nan=True)
+        hint = (" (NaN marks a missing value for a model trained with -o missing_values=true, or data loaded with "
+                "missing_values=True)") if nan else ""
+        raise DataError(f"Data file {where} has {bad} NaN or infinite values; expected only finite numbers{hint}.")
 
 
 def value_range(x: Tensor, ignore_nan: bool = False) -> tuple[float, float]:
@@ -71,20 +85,34 @@ def feature_mean(x: Tensor, ignore_nan: bool = False) -> Tensor:
     return total / count
 
 
-def feature_std(x: Tensor, mean: Tensor) -> Tensor:
-    """Per-feature population standard deviation (D,) about ``mean`` (two passes, float64)."""
+def feature_std(x: Tensor, mean: Tensor, ignore_nan: bool = False) -> Tensor:
+    """Per-feature population standard deviation (D,) about ``mean`` (two passes, float64); with
+    ``ignore_nan`` over each feature's other values (NaN for a feature with none)."""
     total = torch.zeros_like(mean)
+    count = torch.zeros_like(mean)
     for b in row_blocks(x):
-        total += (b.reshape(b.shape[0], -1).to(torch.float64) - mean).square().sum(0)
-    return (total / max(1, int(x.shape[0]))).sqrt()
+        flat = b.reshape(b.shape[0], -1).to(torch.float64)
+        if ignore_nan:
+            seen = ~torch.isnan(flat)
+            total += torch.where(seen, flat - mean, 0.0).square().sum(0)
+            count += seen.sum(0)
+        else:
+            total += (flat - mean).square().sum(0)
+    return (total / (count if ignore_nan else max(1, int(x.shape[0])))).sqrt()
 
 
-def feature_range(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-feature ``(min, max)`` (D,) of ``x`` (N, *shape) flattened to (N, D), as float64."""
+def feature_range(x: Tensor, ignore_nan: bool = False) -> tuple[Tensor, Tensor]:
+    """Per-feature ``(min, max)`` (D,) of ``x`` (N, *shape) flattened to (N, D), as float64; with
+    ``ignore_nan`` over each feature's other values (inf and -inf for a feature with none)."""
     lo = hi = None
     for b in row_blocks(x):
         flat = b.reshape(b.shape[0], -1)
-        b_lo, b_hi = flat.amin(0).to(torch.float64), flat.amax(0).to(torch.float64)
+        if ignore_nan:
+            seen = ~torch.isnan(flat)
+            b_lo = torch.where(seen, flat, math.inf).amin(0).to(torch.float64)
+            b_hi = torch.where(seen, flat, -math.inf).amax(0).to(torch.float64)
+        else:
+            b_lo, b_hi = flat.amin(0).to(torch.float64), flat.amax(0).to(torch.float64)
         lo = b_lo if lo is None else torch.minimum(lo, b_lo)
         hi = b_hi if hi is None else torch.maximum(hi, b_hi)
     return lo, hi

@@ -218,8 +218,9 @@ def read_npz(path: str | Path) -> dict[str, Arrays]:
 # ----------------------------------------------------------------------------------------- tables
 
 
-def read_table(path: str | Path, label_column: str | None = None) -> Arrays:
-    """Read a CSV/TSV or Parquet table: every column but ``label_column`` must be numeric."""
+def read_table(path: str | Path, label_column: str | None = None, require_label: bool = True) -> Arrays:
+    """Read a CSV/TSV or Parquet table: every column but ``label_column`` must be numeric (a table without
+    that column is refused, or with ``require_label=False`` read whole)."""
     try:
         import pandas as pd  # imported here: an optional dependency, slow to import, needed only for tables
     except ImportError as exc:
@@ -239,7 +240,7 @@ def read_table(path: str | Path, label_column: str | None = None) -> Arrays:
         reason = " ".join(str(exc).split())   # pandas' messages span lines
         raise DataError(f"Table {path} could not be read ({reason}); expected a well-formed {suffix[1:]} file.") from exc
     y = None
-    if label_column is not None:
+    if label_column is not None and (require_label or label_column in frame.columns):
         if label_column not in frame.columns:
             raise DataError(
                 f"Label column {label_column!r} is not in table {path}; "

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from aekit.data.catalog import DATASETS, canonical_name
-from aekit.data.chunked import count_nonfinite
+from aekit.data.chunked import check_finite
 from aekit.data.formats import TABLE_SUFFIXES, Arrays, read_user_file
 from aekit.data.mapped import mapped_splits, should_map
 from aekit.data.splits import (
@@ -43,6 +43,7 @@ def load_dataset(
     label_column: str | None = None,
     seed: int = 0,
     mmap: bool | None = None,
+    missing_values: bool = False,
 ) -> DatasetSplits:
     """Load a named data set (see ``DATASETS``) or a user file/folder into train/val/test splits.
 
@@ -57,6 +58,9 @@ def load_dataset(
     its splits are then contiguous, see :mod:`aekit.data.mapped`); ``None`` maps a ``.npy`` whose
     float32 copy would fill more than half of the memory this process may use (the machine's, or its
     cgroup's limit); ``False`` always reads.
+
+    ``missing_values=True`` reads NaN in a user's float file as a missing value (for models trained with
+    ``missing_values=True``); otherwise NaN is refused. Infinite values are always refused.
     """
     # numpy scalars (e.g. from a parameter grid) as the Python numbers they stand for
     validation = float(validation) if isinstance(validation, np.floating) else validation
@@ -93,15 +97,17 @@ def load_dataset(
             "expected it only with a CSV, TSV or Parquet table."
         )
     if should_map(path, mmap):
-        return mapped_splits(path, validation=validation, test_fraction=test_fraction)
+        return mapped_splits(path, validation=validation, test_fraction=test_fraction, missing_values=missing_values)
     raw = read_user_file(path, label_column)
     if fraction_given and "all" not in raw:
         raise DataError(f"test_fraction={test_fraction!r} (--test-fraction) was given for {path}, which has its own "
                         f"splits ({', '.join('x_' + k for k in raw)}); expected it only for a file of a single array.")
-    return _user_splits(path, raw, validation=validation, test_fraction=test_fraction, seed=seed)
+    return _user_splits(path, raw, validation=validation, test_fraction=test_fraction, seed=seed,
+                        missing_values=missing_values)
 
 
-def _user_splits(path: Path, raw: dict[str, Arrays], *, validation, test_fraction, seed) -> DatasetSplits:
+def _user_splits(path: Path, raw: dict[str, Arrays], *, validation, test_fraction, seed,
+                 missing_values: bool = False) -> DatasetSplits:
     """Check, convert and split the arrays read from a user file."""
     label_sets = [a.y for a in raw.values()]
     if any(y is None for y in label_sets) and any(y is not None for y in label_sets):
@@ -114,7 +120,7 @@ def _user_splits(path: Path, raw: dict[str, Arrays], *, validation, test_fractio
                 f"Data file {path} has {len(arrays.x)} rows but {len(y)} labels; "
                 "expected one label per row."
             )
-        parts[key] = Split(_features(path, arrays.x, key), y)
+        parts[key] = Split(feature_tensor(path, arrays.x, key, missing_values), y)
     shapes = {tuple(s.x.shape[1:]) for s in parts.values()}
     if len(shapes) > 1:
         raise DataError(
@@ -162,8 +168,9 @@ def _user_val(validation, pool: int, path: Path) -> int:
     return validation_count(validation, pool, str(path))
 
 
-def _features(path: Path, x: np.ndarray, split: str) -> torch.Tensor:
-    """Check a feature array and return it as float32: (N, D) tables or (N, C, H, W) images."""
+def feature_tensor(path: Path, x: np.ndarray, split: str, missing_values: bool = False) -> torch.Tensor:
+    """Check a feature array and return it as float32: (N, D) tables or (N, C, H, W) images; with
+    ``missing_values`` NaN (a missing value) is kept."""
     where = f"{path}" if split == "all" else f"{path} ({split} split)"
     if x.dtype.kind not in "biuf":
         raise DataError(f"Data file {where} has arrays of dtype {x.dtype}; expected numbers (bool, integer or float).")
@@ -186,9 +193,7 @@ def _features(path: Path, x: np.ndarray, split: str) -> torch.Tensor:
     if pixels:
         t = t.div_(255.0)
     elif x.dtype.kind == "f":
-        bad = count_nonfinite(t)
-        if bad:
-            raise DataError(f"Data file {where} has {bad} NaN or infinite values; expected only finite numbers.")
+        check_finite(t, str(where), missing_values)
     if t.ndim == 3:
         t = t.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
     return t

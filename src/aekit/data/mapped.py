@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aekit.data.chunked import count_nonfinite
+from aekit.data.chunked import check_finite
 from aekit.data.formats import read_npy
 from aekit.data.pages import register
 from aekit.data.splits import DatasetSplits, Split, is_binary, validation_count
@@ -100,8 +100,10 @@ def should_map(path: Path, mmap: bool | None) -> bool:
     return True
 
 
-def mapped_splits(path: Path, *, validation: int | float | None, test_fraction: float) -> DatasetSplits:
-    """Map a float32 ``.npy`` and split its rows contiguously: train, then validation, then test."""
+def mapped_splits(path: Path, *, validation: int | float | None, test_fraction: float,
+                  missing_values: bool = False) -> DatasetSplits:
+    """Map a float32 ``.npy`` and split its rows contiguously: train, then validation, then test (with
+    ``missing_values``, NaN is kept as a missing value)."""
     x = read_npy(path, mmap=True).x
     if x.dtype != np.dtype("=f4"):
         what = "big-endian float32" if x.dtype == np.dtype(">f4") else str(x.dtype)
@@ -121,9 +123,7 @@ def mapped_splits(path: Path, *, validation: int | float | None, test_fraction: 
         t = t.permute(0, 3, 1, 2)  # channels-last -> (N, C, H, W), a view
     elif t.ndim == 3:
         t = t.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W), a view
-    bad = count_nonfinite(t)
-    if bad:
-        raise DataError(f"Data file {path} has {bad} NaN or infinite values; expected only finite numbers.")
+    check_finite(t, str(path), missing_values)
     n = int(t.shape[0])
     pool = n - int(round(test_fraction * n))
     n_val = int(round(0.1 * pool)) if validation is None else validation_count(validation, pool, str(path))

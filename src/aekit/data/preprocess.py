@@ -108,15 +108,21 @@ class Preprocessing:
         x = x.detach()
         if x.shape[0] == 0:
             raise DataError("Preprocessing.fit got no rows; expected training data to fit the scaling on.")
-        if count_nonfinite(x):
-            raise DataError("Preprocessing.fit got NaN or infinite values; expected finite training data.")
+        if count_nonfinite(x, allow_nan=True):
+            raise DataError("Preprocessing.fit got infinite values; expected finite training data (NaN marks a "
+                            "missing value).")
+        missing = count_nonfinite(x) > 0   # NaN: missing values, left out of the statistics
         # (D,) statistics of the (N, D) rows, summed in float64 a block of rows at a time (no copy of x)
         if self.scale == "standardize":
-            center = feature_mean(x)
-            spread = feature_std(x, center)
+            center = feature_mean(x, ignore_nan=missing)
+            spread = feature_std(x, center, ignore_nan=missing)
         else:
-            lo, hi = feature_range(x)
+            lo, hi = feature_range(x, ignore_nan=missing)
             center, spread = lo, hi - lo
+        if missing and not bool(torch.isfinite(center).all()):
+            unseen = int((~torch.isfinite(center)).sum())
+            raise DataError(f"Preprocessing.fit got {unseen} feature(s) missing (NaN) in every training row; "
+                            "expected at least one observed value per feature to scale it.")
         spread = torch.where(spread < _EPS, torch.ones_like(spread), spread)  # constant features: shift only
         return replace(self, mean=tuple(center.tolist()), std=tuple(spread.tolist()))
 
@@ -150,8 +156,8 @@ class Preprocessing:
             flat = (flat - mean) / std
             if self.binarize != "none":  # minmax on unseen data can leave [0, 1]; Bernoulli needs it
                 flat = flat.clamp(0.0, 1.0)
-        if self.binarize == "threshold":
-            flat = (flat > 0.5).to(flat.dtype)
+        if self.binarize == "threshold":   # a missing value (NaN) stays missing
+            flat = torch.where(flat.isnan(), flat, (flat > 0.5).to(flat.dtype))
         return flat if self.flatten else flat.reshape(n, *self.input_shape)
 
     def invert(self, x: Tensor) -> Tensor:

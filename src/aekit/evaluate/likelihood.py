@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ..data.chunked import count_nonfinite
 from ..errors import ConfigError
 from ..nn import DISCRETE_LIKELIHOODS, model_device
 
@@ -147,11 +148,15 @@ def density_report(
     """Means over x of the ELBO, its terms and (k > 0) the k-sample log-likelihood, in nats and bits/dim.
 
     For a density decoder (Gaussian, continuous Bernoulli) the bits/dim are also given for 8-bit data
-    (``*_bits_per_dim_8bit``: each value read as one of 256 levels).
+    (``*_bits_per_dim_8bit``: each value read as one of 256 levels). With missing values (NaN, for a
+    model trained with missing_values) a "dim" is an observed value.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ConfigError(f"k={k!r} must be 0 (no log-likelihood) or a positive number of importance samples.")
     dims = math.prod(x.shape[1:])
+    missing = count_nonfinite(x) - count_nonfinite(x, allow_nan=True)   # NaN: values missing in the data
+    if missing:   # bits per observed value: the densities are of the observed values alone
+        dims -= missing / x.shape[0]
     t0 = time.perf_counter()
     terms = elbo_terms(model, x, y, batch_size=batch_size, seed=seed)
     report: dict[str, float] = {key: float(v.mean()) for key, v in terms.items()}

@@ -72,10 +72,11 @@ def _evaluate(model: Any, x: torch.Tensor, y: torch.Tensor | None, k: int, batch
     result.update(evaluate_loss(model, x, y, batch_size=batch_size))
     recon = reconstruct_all(model, x, yl, batch_size)
     pre = getattr(model, "preprocessing", None)
+    # nanmean: over the observed values of data with missing ones (NaN, for models with missing_values)
     if raw_x is not None and pre is not None:
-        result["mse"] = float((pre.invert(recon) - raw_x.reshape(pre.invert(recon).shape)).pow(2).mean())
+        result["mse"] = float((pre.invert(recon) - raw_x.reshape(pre.invert(recon).shape)).pow(2).nanmean())
     else:
-        result["mse"] = float((recon - x).pow(2).mean())
+        result["mse"] = float((recon - x).pow(2).nanmean())
     ly = None if model.uses_labels else yl   # the density of x alone, not of (x, y), for a model that predicts y
     if model.has_likelihood and (hasattr(model, "elbo_terms") or hasattr(model, "elbo")):
         result.update(density_report(model, x, ly, k=k, chunk_size=chunk_size, batch_size=batch_size))
