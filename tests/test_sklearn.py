@@ -140,8 +140,21 @@ def test_pickle_does_not_pickle_torch_modules(digits):
     X, _ = digits
     est = AutoencoderReducer(n_components=2, **TINY, random_state=0).fit(X)
     state = est.__getstate__()
-    assert "model_" not in state and isinstance(state["_model_blob"]["weights"], bytes)
+    assert "model_" not in state and isinstance(state["_module_blobs"]["model_"]["weights"], bytes)
     assert hasattr(est, "model_")  # getting the state must not strip the live estimator
+    # the states earlier versions pickled still load: the reducers' one blob, the semi-supervised packs
+    from aekit.semi_sklearn import _Packed
+
+    old = {k: v for k, v in state.items() if k != "_module_blobs"}
+    again = AutoencoderReducer.__new__(AutoencoderReducer)
+    again.__setstate__({**old, "_model_blob": state["_module_blobs"]["model_"]})
+    np.testing.assert_array_equal(again.transform(X[:5]), est.transform(X[:5]))
+    packed = _Packed.__new__(_Packed)
+    packed.__dict__.update({k: v for k, v in state["_module_blobs"]["model_"].items() if k != "training"})
+    again = AutoencoderReducer.__new__(AutoencoderReducer)
+    again.__setstate__({**old, "model_": packed})
+    np.testing.assert_array_equal(again.transform(X[:5]), est.transform(X[:5]))
+    assert not again.model_.training
 
 
 def test_random_state_reproducible_and_rng_untouched(digits):

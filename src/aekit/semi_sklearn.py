@@ -18,17 +18,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load as _st_load
-from safetensors.torch import save as _st_save
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from . import registry
 from .config import TrainConfig, estimator_train_config
 from .errors import ConfigError, DataError
+from .sk_state import PicklesModule, _LegacyPacked
 
 _BATCH = 4096
 _FLOATS = [np.float32, np.float64]
@@ -44,7 +42,7 @@ def _classifier_has(name: str) -> Any:
     return check
 
 
-class _SemiBase(ClassifierMixin, BaseEstimator):
+class _SemiBase(PicklesModule, ClassifierMixin, BaseEstimator):
     """Label handling, seeding, batching and pickling shared by the two classifiers."""
 
     _POSITIVE_INTS = ("latent_dim", "m1_latent_dim", "m1_max_epochs", "m1_k", "k", "max_epochs", "batch_size")
@@ -118,19 +116,6 @@ class _SemiBase(ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    # -- pickling: torch modules travel as safetensors bytes + JSON config --------------------------
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(super().__getstate__())
-        for key, value in list(state.items()):
-            if isinstance(value, torch.nn.Module):
-                state[key] = _Packed(value)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = {k: (v.unpack() if isinstance(v, _Packed) else v) for k, v in state.items()}
-        super().__setstate__(state)
-
 
 class M2Classifier(_SemiBase):
     """The M2 classifier q(y|x), trained semi-supervised (-1 = unlabelled); ``stack_m1=True`` is M1+M2.
@@ -283,25 +268,4 @@ class M1Classifier(_SemiBase):
         return self.classifier_.decision_function(self.transform(X))
 
 
-
-
-class _Packed:
-    """A torch model as safetensors bytes plus its registry name and JSON config (no torch pickling)."""
-
-    def __init__(self, model: torch.nn.Module):
-        pre = getattr(model, "preprocessing", None)
-        self.model_type = registry.name_of(model)
-        self.config = model.config.to_dict()
-        self.preprocessing = pre.to_dict() if pre is not None else None
-        self.weights = _st_save({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()})
-        self.training = model.training
-
-    def unpack(self) -> torch.nn.Module:
-        model_cls, config_cls = registry.get(self.model_type)
-        model = model_cls(config_cls.from_dict(self.config))
-        model.load_state_dict(_st_load(self.weights), strict=True)
-        if self.preprocessing:
-            from .data import Preprocessing
-
-            model.preprocessing = Preprocessing.from_dict(self.preprocessing)
-        return model.train(self.training)
+_Packed = _LegacyPacked   # the name pickles written before PicklesModule refer to
