@@ -118,7 +118,8 @@ def describe_m1(m1: torch.nn.Module) -> str:
     c = m1.config
     sizes = "-".join(map(str, [784, *c.hidden_dims, c.latent_dim]))
     what = f"IWAE k={c.k}" if getattr(c, "objective", "vae") == "iwae" else "VAE"
-    return f"{what} {sizes} {c.activation}"
+    bias = ", its decoder started at the data mean" if getattr(c, "output_bias", "zero") == "data" else ""
+    return f"{what} {sizes} {c.activation}{bias}"
 
 
 def load_m1(path: Path) -> tuple[torch.nn.Module, float | None, str]:

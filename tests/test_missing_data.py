@@ -95,6 +95,7 @@ def test_cli_trains_on_an_incomplete_table_evaluates_it_and_completes_a_file(tmp
     # the user's own file: every missing value filled in, the observed ones written back exactly, rows in order
     done = tmp_path / "done.csv"
     assert main(["impute", str(run), "--input", str(path), "--save", str(done), "--out", str(tmp_path / "a.png")]) == 0
+    assert done.read_text().splitlines()[0] == "c0,c1,c2,c3,c4"           # the table's own columns, no label
     filled = np.loadtxt(done, delimiter=",", skiprows=1)
     known = ~np.isnan(x)
     assert filled.shape == x.shape and np.isfinite(filled).all()
@@ -108,6 +109,13 @@ def test_cli_trains_on_an_incomplete_table_evaluates_it_and_completes_a_file(tmp
     report = json.loads((tmp_path / "b.json").read_text())
     assert 0 < report["scored_share"] < report["hidden_share"] and report["missing_in_data_share"] > 0
     assert all(np.isfinite(v) for v in report["metrics"].values())
+    # --input needs no training data: hidden values of the file scored against the mean of its observed values
+    path.rename(tmp_path / "moved.csv")
+    assert main(["impute", str(run), "--input", str(tmp_path / "moved.csv"), "--pattern", "random", "--steps", "20",
+                 "--out", str(tmp_path / "c.png")]) == 0
+    report = json.loads((tmp_path / "c.json").read_text())
+    assert set(report["metrics"]) == {"mse_hidden_imputed", "mse_hidden_one_draw", "mse_hidden_input_mean"}
+    path = tmp_path / "moved.csv"
     assert main(["encode", str(run), "--input", str(path), "--out", str(tmp_path / "z.npy")]) == 0
     assert np.load(tmp_path / "z.npy").shape == (x.shape[0], 2)
 

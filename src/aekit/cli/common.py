@@ -177,8 +177,8 @@ def check_new_file(path: str | Path, force: bool, suffixes: tuple[str, ...] = ()
 ARRAY_SUFFIXES = (".npy", ".csv", ".txt")
 
 
-def save_array(path: Path, array: np.ndarray, column: str = "z") -> None:
-    """Write .npy or .csv atomically; a CSV's columns are named ``column``0, ``column``1, ..."""
+def save_array(path: Path, array: np.ndarray, column: str = "z", names: list[str] | None = None) -> None:
+    """Write .npy or .csv atomically; a CSV's columns are named ``names``, else ``column``0, ``column``1, ..."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
         def write(p: Path) -> None:
@@ -187,10 +187,17 @@ def save_array(path: Path, array: np.ndarray, column: str = "z") -> None:
 
         atomic_write(path, write)
     elif suffix in (".csv", ".txt"):
-        header = ",".join(f"{column}{i}" for i in range(array.shape[1])) if array.ndim == 2 else ""
+        names = names if names is not None and array.ndim == 2 and len(names) == array.shape[1] else [
+            f"{column}{i}" for i in range(array.shape[1] if array.ndim == 2 else 0)]
+        header = ",".join(_csv_field(n) for n in names)
         atomic_write(path, lambda p: np.savetxt(p, array, delimiter=",", header=header, comments="", fmt="%.7g"))
     else:
         raise ConfigError(f"Output {str(path)!r} must end in .npy or .csv.")
+
+
+def _csv_field(name: str) -> str:
+    """A column name as a CSV header field (quoted where it holds a comma or a quote)."""
+    return '"' + name.replace('"', '""') + '"' if any(c in name for c in ',"\n') else name
 
 
 def print_table(rows: list[dict[str, Any]], keys: list[str]) -> None:

@@ -2,7 +2,8 @@
 
 Values missing in the data (NaN in a user's file, read for a model trained with ``-o
 missing_values=true``) are filled in; a mask (``--pattern``, ``--fraction``) may hide known values too,
-and the squared error on those is reported beside filling them with the training mean, with a picture
+and the squared error on those is reported beside filling them with the training mean (with ``--input``,
+the mean of the file's observed values), with a picture
 observed | imputed | one draw | original. ``--input FILE`` completes a user's own rows in their order,
 and ``--save`` writes the completed data in the data's scale.
 
@@ -17,11 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from .. import plots
+from ..data.formats import TABLE_SUFFIXES, table_columns
 from ..errors import ConfigError, DataError
 from ..evaluate.impute import METHODS, PATTERNS, impute, missing_mask
 from ..io import atomic_write_text
@@ -34,14 +37,15 @@ def register(sub: Any) -> None:
                        description="Impute missing values with a trained model. Values missing in the data (NaN, for "
                                    "a model trained with -o missing_values=true) are filled in; a mask (--pattern, "
                                    "--fraction) may hide more, and the squared error on those is reported beside "
-                                   "filling them with the training mean. --save writes the completed data.")
+                                   "filling them with the training mean. --save writes the completed data (--input: a file's rows, "
+                                   "in order).")
     add_model_data_args(p)
     p.add_argument("--input", help=".npy file or CSV/TSV/Parquet table to complete instead of --data (rows in "
                                    "its order, all of them unless --limit)")
     p.add_argument("--pattern", choices=["none", *PATTERNS],
                    help="which known values are hidden as well: none, random ones, the bottom rows, the right columns, "
                         "or a centred square (default: square with --data, none with --input)")
-    p.add_argument("--fraction", type=float, default=0.25, help="share of each image hidden (default 0.25)")
+    p.add_argument("--fraction", type=float, default=0.25, help="share of each image or row hidden by --pattern (default 0.25)")
     p.add_argument("--method", choices=["auto", *METHODS], default="auto",
                    help="auto: importance sampling for a model trained on incomplete data (missing_values), "
                         "pseudo_gibbs for another variational model, else iterate")
@@ -70,15 +74,18 @@ def run_impute(args: argparse.Namespace) -> int:
     pattern = args.pattern or ("none" if args.input else "square")
     model = load_model(args.model).eval()
     info = run_info(args.model)
-    use_run_data(args, info)
     missing = takes_missing(model)
-    if args.input:   # the user's own rows; the run's data only for the training mean
+    if args.input:   # the user's own rows (the run's data is not needed)
         raw, labels, source = load_input(args.input, "input", missing, info.get("label_column")), None, args.input
-    data = load_data(args, missing_values=missing)
-    if not args.input:
+        raw = raw[:limit] if limit else raw
+        baseline, fill = "input_mean", model_inputs(model, raw, seed=args.seed).nanmean(0).nan_to_num(0.0)
+    else:
+        use_run_data(args, info)
+        data = load_data(args, missing_values=missing)
         split = split_of(data, args.split)
         raw, labels, source = split.x, split.y, f"{data.name} ({args.split})"
-    raw = raw[:limit] if limit else raw
+        raw = raw[:limit] if limit else raw
+        baseline, fill = "training_mean", model_inputs(model, data.train.x, seed=args.seed).nanmean(0)
     y = None   # a conditional model's labels; a model that predicts labels (M2) is not told them
     if getattr(model, "is_conditional", False) and not getattr(model, "uses_labels", False):
         if labels is None:
@@ -91,8 +98,7 @@ def run_impute(args: argparse.Namespace) -> int:
     hidden_by_mask = torch.zeros_like(known) if pattern == "none" else ~missing_mask(
         (x.shape[0], *raw_shape), pattern, args.fraction, generator=gen).reshape(x.shape)
     observed = known & ~hidden_by_mask
-    train_mean = _training_mean(model, data.train.x, args.seed)
-    result = impute(model, x, observed, y, method=args.method, steps=args.steps, burn_in=args.burn_in, fill=train_mean,
+    result = impute(model, x, observed, y, method=args.method, steps=args.steps, burn_in=args.burn_in, fill=fill,
                     batch_size=args.batch_size, generator=gen)
     method = result.method
     scored = hidden_by_mask & known
@@ -103,13 +109,16 @@ def run_impute(args: argparse.Namespace) -> int:
 
     metrics = {} if n_scored == 0 else {
         "mse_hidden_imputed": mse(result.mean), "mse_hidden_one_draw": mse(result.sample),
-        "mse_hidden_training_mean": mse(torch.where(observed, x, train_mean))}
+        f"mse_hidden_{baseline}": mse(torch.where(observed, x, fill))}
     pre = getattr(model, "preprocessing", None)
     to_raw = (lambda t: pre.invert(t)) if pre is not None else (lambda t: t)
     if save is not None:
         kept = observed.reshape(x.shape[0], *raw_shape)   # the observed values exactly as they were read
         completed = torch.where(kept, raw, to_raw(result.mean).reshape(x.shape[0], *raw_shape)).numpy()
-        save_array(save, completed if save.suffix.lower() == ".npy" else completed.reshape(x.shape[0], -1), column="x")
+        names = table_columns(args.input, info.get("label_column")) if args.input and Path(args.input).suffix.lower() \
+            in TABLE_SUFFIXES else None   # a table's own column names
+        save_array(save, completed if save.suffix.lower() == ".npy" else completed.reshape(x.shape[0], -1), column="x",
+                   names=names)
     report = {"model": str(args.model), "data": source, "split": None if args.input else args.split,
               "n": int(x.shape[0]), "pattern": pattern, "fraction": None if pattern == "none" else args.fraction,
               "missing_in_data_share": float((~known).sum()) / known.numel(),
@@ -135,15 +144,10 @@ def run_impute(args: argparse.Namespace) -> int:
           f"{100 * report['hidden_share']:.1f}% hidden ({pattern}).")
     if metrics:
         print(f"  squared error per hidden value: imputed {metrics['mse_hidden_imputed']:.5f}, one draw "
-              f"{metrics['mse_hidden_one_draw']:.5f}, training mean {metrics['mse_hidden_training_mean']:.5f}")
+              f"{metrics['mse_hidden_one_draw']:.5f}, {baseline.replace('_', ' ')} {metrics[f'mse_hidden_{baseline}']:.5f}")
     if save is not None:
         print(f"wrote the completed data to {save}")
     print(f"wrote {out} and {report_path}" if drawable else f"wrote {report_path} (items of shape {raw_shape} are "
           "not images: no picture)")
     return 0
 
-
-def _training_mean(model: Any, train_x: torch.Tensor, seed: int) -> torch.Tensor:
-    """The mean of each value over the training rows in the model's space (over the observed ones, for
-    data with missing values); the fill for the first step and the baseline of the report."""
-    return model_inputs(model, train_x, seed=seed).nanmean(0)
