@@ -208,6 +208,12 @@ class DecoderOutput:
         x_rep = x.unsqueeze(0).expand(L, *x.shape).reshape(L * n, *x.shape[1:])
         return self.log_prob(x_rep).reshape(L, n)
 
+    def where(self, rows: torch.Tensor, other: "DecoderOutput") -> "DecoderOutput":
+        """This output on the rows where ``rows`` (N,) is True, ``other`` (of the same likelihood) elsewhere."""
+        pick = rows.reshape(-1, *([1] * (self.loc.dim() - 1)))
+        logvar = self.logvar if not isinstance(self.logvar, torch.Tensor) else torch.where(pick, self.logvar, other.logvar)
+        return DecoderOutput(torch.where(pick, self.loc, other.loc), self.likelihood, logvar)
+
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.likelihood == "bernoulli":
             return torch.bernoulli(torch.sigmoid(self.loc), generator=generator)

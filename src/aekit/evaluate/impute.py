@@ -247,8 +247,8 @@ def _importance(model, x, observed, y, method, steps, burn_in, warm_start, fill,
         xk = x.unsqueeze(0).expand(k, *x.shape).reshape(k * n, *item)
         ok = observed.unsqueeze(0).expand(k, *x.shape).reshape(k * n, *item)
         log_q = losses.log_normal(z.reshape(k, n, -1), latent.mean, latent.logvar)              # (k, n)
-        log_w = model.log_joint(xk, z, yk, observed=ok).reshape(k, n) - log_q
-        dec = model.decode(z, yk)
+        dec = model.decode(z, yk)                                                              # once per draw
+        log_w = model.log_joint(xk, z, yk, observed=ok, decoded=dec).reshape(k, n) - log_q
         new_top = torch.maximum(top, log_w.max(0).values)
         rescale = torch.exp(top - new_top)
         w = torch.exp(log_w - new_top)                                                         # (k, n)
@@ -273,25 +273,27 @@ def _rows(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def _chain(model, x, observed, y, method, steps, burn_in, warm_start, fill, generator):
-    """Metropolis-within-Gibbs (or, accepting every proposal, pseudo-Gibbs) over the rows of ``x``."""
+    """Metropolis-within-Gibbs (or, accepting every proposal, pseudo-Gibbs) over the rows of ``x``. One
+    decoder pass per step: the current z's output is kept from the step that accepted it."""
     xh = torch.where(observed, x, fill)
-    z = None
+    z = dec = None
     mean_sum = torch.zeros_like(x)
     n_accept = torch.zeros((), device=x.device)
     for t in range(steps):
         latent = _gaussian_q(model, xh, y)
         proposal = losses.reparameterize(latent.mean, latent.logvar, 1, generator)[0]
+        dec_new = model.decode(proposal, y)
         if method == "metropolis" and t >= max(1, warm_start):
             # importance weights p(x, z) / q(z | x) of the proposal and of the current z, at the current x
-            log_w_new = model.log_joint(xh, proposal, y) - losses.log_normal(proposal, latent.mean, latent.logvar)
-            log_w = model.log_joint(xh, z, y) - losses.log_normal(z, latent.mean, latent.logvar)
+            log_w_new = (model.log_joint(xh, proposal, y, decoded=dec_new)
+                         - losses.log_normal(proposal, latent.mean, latent.logvar))
+            log_w = model.log_joint(xh, z, y, decoded=dec) - losses.log_normal(z, latent.mean, latent.logvar)
             u = torch.rand(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
             accept = torch.log(u) < log_w_new - log_w
             n_accept += accept.sum()
-            z = torch.where(accept[:, None], proposal, z)
+            z, dec = torch.where(accept[:, None], proposal, z), dec_new.where(accept, dec)
         else:   # pseudo-Gibbs, and the Metropolis chain's warm start
-            z = proposal
-        dec = model.decode(z, y)
+            z, dec = proposal, dec_new
         xh = torch.where(observed, x, dec.sample(generator))
         if t >= burn_in:
             mean_sum += dec.mean()

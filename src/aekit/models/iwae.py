@@ -196,12 +196,13 @@ class IWAE(Autoencoder):
         return self.elbo_terms(x, y)["elbo"]
 
     def log_joint(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None,
-                  observed: torch.Tensor | None = None) -> torch.Tensor:
+                  observed: torch.Tensor | None = None, decoded: DecoderOutput | None = None) -> torch.Tensor:
         """log p(x | h1) + log p(h1) per example at h1 = z, (N,) (with ``observed``, of the observed
         values of x only); one stochastic layer only, where ``encode`` is q(h1 | x) (with two, the
-        joint of x and the top layer has no closed form)."""
+        joint of x and the top layer has no closed form). ``decoded``: ``decode(z)``, where the caller
+        has it already."""
         if self.q2 is not None:
             raise ConfigError("Imputation by importance sampling or Metropolis-within-Gibbs needs log p(x, z) in "
                               "closed form, which an IWAE with two stochastic layers lacks; use method='pseudo_gibbs' "
                               "or 'iterate'.")
-        return losses.log_joint(self.head(self.px(z)), x, z, observed)
+        return losses.log_joint(self.head(self.px(z)) if decoded is None else decoded, x, z, observed)

@@ -194,11 +194,12 @@ class VAE(Autoencoder):
         return log_px + losses.log_standard_normal(z) - log_q
 
     def log_joint(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None,
-                  observed: torch.Tensor | None = None) -> torch.Tensor:
+                  observed: torch.Tensor | None = None, decoded: DecoderOutput | None = None) -> torch.Tensor:
         """log p(x | z) + log p(z) per example, x (N, ...) and z (N, D) -> (N,); with ``observed`` (a
         mask of x's shape) log p(x_observed | z) + log p(z). With ``encode``'s q(z|x), what the
-        imputation methods of ``aekit.evaluate.impute`` need."""
-        return losses.log_joint(self.decode(z, y), x, z, observed)
+        imputation methods of ``aekit.evaluate.impute`` need. ``decoded``: ``decode(z, y)``, where the
+        caller has it already."""
+        return losses.log_joint(self.decode(z, y) if decoded is None else decoded, x, z, observed)
 
     def sample(self, n: int, y: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decoder means at z ~ N(0, I), (n, *input_shape)."""
