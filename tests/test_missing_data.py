@@ -33,7 +33,7 @@ def _table(tmp_path, n=120, d=5, share=0.25, seed=0, labels=False):
 
 def test_nan_is_read_only_when_asked_and_inf_never(tmp_path):
     path, x = _table(tmp_path)
-    with pytest.raises(DataError, match="NaN or infinite values.*missing_values"):
+    with pytest.raises(DataError, match="NaN or infinite values.*missing_values=True"):
         load_dataset(str(path))
     data = load_dataset(str(path), missing_values=True, validation=0)
     got = torch.cat([data.train.x, data.test.x])
@@ -44,7 +44,7 @@ def test_nan_is_read_only_when_asked_and_inf_never(tmp_path):
         assert int(load_dataset(str(tmp_path / "a.npy"), missing_values=True, mmap=mmap).train.x.isnan().sum()) > 0
         a[3, 1] = np.inf
         np.save(tmp_path / "a.npy", a)
-        with pytest.raises(DataError, match="1 infinite values"):
+        with pytest.raises(DataError, match="has 1 infinite value;"):
             load_dataset(str(tmp_path / "a.npy"), missing_values=True, mmap=mmap)
 
 
@@ -115,9 +115,58 @@ def test_cli_trains_on_an_incomplete_table_evaluates_it_and_completes_a_file(tmp
                  "--out", str(tmp_path / "c.png")]) == 0
     report = json.loads((tmp_path / "c.json").read_text())
     assert set(report["metrics"]) == {"mse_hidden_imputed", "mse_hidden_one_draw", "mse_hidden_input_mean"}
-    path = tmp_path / "moved.csv"
+    (tmp_path / "moved.csv").rename(path)
     assert main(["encode", str(run), "--input", str(path), "--out", str(tmp_path / "z.npy")]) == 0
     assert np.load(tmp_path / "z.npy").shape == (x.shape[0], 2)
+    # True (as a config reads it) takes missing values too; a file of several splits is no --input
+    assert main(["train", *common, "-o", "missing_values=True", "--epochs", "1", "--out", str(tmp_path / "r2")]) == 0
+    np.savez(tmp_path / "s.npz", x_train=np.zeros((5, 5)), x_test=np.zeros((5, 5)))
+    assert main(["impute", str(run), "--input", str(tmp_path / "s.npz"), "--out", str(tmp_path / "d.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds the splits train, test" in err and "\n" not in err
+
+
+def test_saved_completion_keeps_every_known_value_its_type_layout_and_digits(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, size=(40, 8, 8)).astype(np.uint8)     # 8-bit, no channel axis
+    np.save(tmp_path / "u8.npy", images)
+    run = tmp_path / "u8"
+    assert main(["train", "--data", str(tmp_path / "u8.npy"), "--hidden-dims", "16", "--latent-dim", "2",
+                 "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+    done = tmp_path / "done.npy"   # values hidden by the square are scored, then written back as they were
+    assert main(["impute", str(run), "--input", str(tmp_path / "u8.npy"), "--pattern", "square", "--steps", "4",
+                 "--save", str(done), "--out", str(tmp_path / "a.png")]) == 0
+    again = np.load(done)
+    assert again.dtype == np.uint8 and np.array_equal(again, images)
+    # a float table with holes: exact digits of the values it had, its own column names, labels by name
+    path, x = _table(tmp_path, n=80)
+    x[0, 1] = 127538130.84                      # more digits than float32 keeps
+    text = path.read_text().splitlines()
+    fields = text[1].split(",")
+    fields[1] = "127538130.84"
+    labelled = [text[0] + ",kind"] + [line + ("," + "ab"[i % 2]) for i, line in enumerate([",".join(fields), *text[2:]])]
+    path.write_text("\n".join(labelled) + "\n")
+    run = tmp_path / "cvae"
+    assert main(["train", "--model", "cvae", "--data", str(path), "--label-column", "kind", "--scale", "standardize",
+                 "--likelihood", "gaussian", "--hidden-dims", "16", "--latent-dim", "2", "--epochs", "1",
+                 "-o", "missing_values=true", "--out", str(run), "--no-progress"]) == 0
+    done = tmp_path / "done.csv"
+    assert main(["impute", str(run), "--input", str(path), "--steps", "4", "--save", str(done),
+                 "--out", str(tmp_path / "b.png")]) == 0
+    lines = done.read_text().splitlines()
+    assert lines[0] == "c0,c1,c2,c3,c4" and lines[1].split(",")[1] == "127538130.84"
+    filled = np.loadtxt(done, delimiter=",", skiprows=1)
+    known = ~np.isnan(x)
+    assert np.isfinite(filled).all() and np.array_equal(filled[known], x[known])
+    (tmp_path / "names.csv").write_text(path.read_text().replace(",a\n", ",z\n"))
+    assert main(["encode", str(run), "--input", str(tmp_path / "names.csv"), "--out", str(tmp_path / "z.npy")]) == 2
+    assert "labels ['z'] the model was not trained on" in capsys.readouterr().err
+
+
+def test_commands_that_need_complete_data_say_so(tmp_path, capsys):
+    path, _ = _table(tmp_path)
+    assert main(["compare", "--data", str(path), "--methods", "pca", "--dims", "2", "--out", str(tmp_path / "c")]) == 2
+    assert "aekit compare needs complete data" in capsys.readouterr().err
 
 
 def test_missing_values_are_drawn_in_red(tmp_path):

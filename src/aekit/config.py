@@ -23,6 +23,15 @@ ACTIVATIONS = ("relu", "tanh", "softplus", "sigmoid", "elu", "gelu", "leaky_relu
 ARCHITECTURES = ("mlp", "conv")
 
 
+def as_bool(value: Any, name: str) -> bool:
+    """A boolean option as a config reads it: true/false, or the strings true, false, 1, 0, yes, no."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.lower() in ("true", "1", "yes")
+    raise ConfigError(f"{name}={value!r} must be true or false.")
+
+
 def _coerce(value: Any, annotation: Any, name: str) -> Any:
     """Convert a JSON value (lists, numbers) to the annotated field type, or raise ConfigError."""
     origin = typing.get_origin(annotation)
@@ -47,11 +56,7 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
     if annotation is Any:
         return value
     if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{name}={value!r} must be true or false.")
+        return as_bool(value, name)
     if annotation is int:
         if isinstance(value, bool) or not isinstance(value, (numbers.Real, str)):   # numpy integers too
             raise ConfigError(f"{name}={value!r} must be an integer.")

@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from .common import add_model_data_args, check_new_file, load_data, takes_missing, load_model, model_inputs, run_info, split_of, use_run_data
+from .common import (add_model_data_args, check_new_file, load_model, model_data, model_inputs, run_info, split_of,
+                     use_run_data)
 
 
 def register(sub: Any) -> None:
@@ -39,7 +40,7 @@ def run_analogy(args: argparse.Namespace) -> int:
     if not getattr(model, "is_conditional", False):
         raise ConfigError(f"aekit analogy needs a conditional model (cvae, m2); {type(model).__name__} is not one.")
     use_run_data(args, run_info(args.model))
-    split = split_of(load_data(args, missing_values=takes_missing(model)), args.split)
+    split = split_of(model_data(args, model), args.split)
     x = model_inputs(model, split.x[: args.n])
     y = None if split.y is None else split.y[: args.n]
     save_analogy_figure(model, x, y, out, n_styles=args.styles, seed=args.seed)

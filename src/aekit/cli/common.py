@@ -53,9 +53,18 @@ def takes_missing(model: Any) -> bool:
     return getattr(getattr(model, "config", None), "missing_values", False) is True
 
 
-def load_data(args: argparse.Namespace, name: str | None = None, missing_values: bool = False) -> Any:
+def model_data(args: argparse.Namespace, model: Any) -> Any:
+    """The data of a command that applies a trained ``model``: NaN read as missing values where the model
+    takes them, else refused with a word on why."""
+    return load_data(args, missing_values=takes_missing(model),
+                     nan_hint=f"this {type(model).__name__} was trained without -o missing_values=true")
+
+
+def load_data(args: argparse.Namespace, name: str | None = None, missing_values: bool = False,
+              nan_hint: str | None = None) -> Any:
     """The data named by --data (or ``name``), read and split as the data options say; ``missing_values``
-    reads NaN in a user's file as a missing value (for a model that takes them), else refuses it."""
+    reads NaN in a user's file as a missing value (for a model that takes them), else refuses it with
+    ``nan_hint`` as the advice (default: which models take them)."""
     from ..data import load_dataset
 
     name = name or args.data
@@ -67,7 +76,7 @@ def load_data(args: argparse.Namespace, name: str | None = None, missing_values:
     return load_dataset(name, data_dir=args.data_dir, download=not args.no_download,
                         validation=validation, label_column=getattr(args, "label_column", None),
                         mmap=getattr(args, "mmap", None), test_fraction=getattr(args, "test_fraction", None),
-                        missing_values=missing_values)
+                        missing_values=missing_values, nan_hint=nan_hint)
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -107,7 +116,8 @@ DATA_READING = (("memory_mapped", "mmap", "--mmap/--no-mmap"), ("test_fraction",
 def data_record(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     """The run.json entries that let a later command read and split the run's data the same way."""
     return {"data": str(args.data), "data_dir": args.data_dir, "memory_mapped": data.memory_mapped,
-            "test_fraction": args.test_fraction, "validation": args.validation, "label_column": args.label_column}
+            "test_fraction": args.test_fraction, "validation": args.validation, "label_column": args.label_column,
+            "class_names": list(data.class_names) if data.class_names else None}
 
 
 def use_run_data(args: argparse.Namespace, info: dict[str, Any], *, resume: bool = False) -> None:
@@ -177,8 +187,9 @@ def check_new_file(path: str | Path, force: bool, suffixes: tuple[str, ...] = ()
 ARRAY_SUFFIXES = (".npy", ".csv", ".txt")
 
 
-def save_array(path: Path, array: np.ndarray, column: str = "z", names: list[str] | None = None) -> None:
-    """Write .npy or .csv atomically; a CSV's columns are named ``names``, else ``column``0, ``column``1, ..."""
+def save_array(path: Path, array: np.ndarray, column: str = "z", fmt: str = "%.7g") -> None:
+    """Write .npy or .csv atomically; a CSV's columns are named ``column``0, ``column``1, ... and its
+    numbers written with ``fmt``."""
     suffix = path.suffix.lower()
     if suffix == ".npy":
         def write(p: Path) -> None:
@@ -187,15 +198,13 @@ def save_array(path: Path, array: np.ndarray, column: str = "z", names: list[str
 
         atomic_write(path, write)
     elif suffix in (".csv", ".txt"):
-        names = names if names is not None and array.ndim == 2 and len(names) == array.shape[1] else [
-            f"{column}{i}" for i in range(array.shape[1] if array.ndim == 2 else 0)]
-        header = ",".join(_csv_field(n) for n in names)
-        atomic_write(path, lambda p: np.savetxt(p, array, delimiter=",", header=header, comments="", fmt="%.7g"))
+        header = ",".join(f"{column}{i}" for i in range(array.shape[1])) if array.ndim == 2 else ""
+        atomic_write(path, lambda p: np.savetxt(p, array, delimiter=",", header=header, comments="", fmt=fmt))
     else:
         raise ConfigError(f"Output {str(path)!r} must end in .npy or .csv.")
 
 
-def _csv_field(name: str) -> str:
+def csv_field(name: str) -> str:
     """A column name as a CSV header field (quoted where it holds a comma or a quote)."""
     return '"' + name.replace('"', '""') + '"' if any(c in name for c in ',"\n') else name
 
@@ -213,21 +222,34 @@ def _fmt(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def load_input(path: str, what: str, missing_values: bool = False, label_column: str | None = None) -> torch.Tensor:
-    """A user's .npy array of images or rows, or a CSV/TSV/Parquet table of rows (without its
-    ``label_column``), read as ``--data`` reads a file (float32; 8-bit arrays scaled to [0, 1]; N x H x W
-    images given a channel), checked: numbers, finite (or NaN, a missing value, with ``missing_values``).
-    Rows stay in the file's order."""
-    from ..data.formats import TABLE_SUFFIXES, read_table
-    from ..data.load import feature_tensor
+def load_input(path: str, model: Any = None, info: dict[str, Any] | None = None,
+               label_column: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
+    """The rows of a user's file or image folder in its order, read as ``--data`` reads one (8-bit arrays
+    scaled to [0, 1], N x H x W images given a channel; NaN kept as missing values for a ``model`` that
+    takes them, else refused): the tensor, the labels as the run's class codes where the file has them
+    (a table's ``label_column``, by default the run's), and the arrays as read (``aekit.data.Arrays``)."""
+    from ..data.load import read_rows
 
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"The {what} file {str(p)!r} does not exist.")
-    if p.suffix.lower() in TABLE_SUFFIXES:
-        return feature_tensor(p, read_table(p, label_column, require_label=False).x, "all", missing_values)
-    try:
-        a = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{str(p)!r} is not a readable .npy array ({exc}).") from None
-    return feature_tensor(p, a, "all", missing_values)
+    info = info or {}
+    hint = None if model is None else f"this {type(model).__name__} was trained without -o missing_values=true"
+    x, arrays = read_rows(path, label_column or info.get("label_column"), model is not None and takes_missing(model),
+                          hint)
+    return x, (None if arrays.y is None else _class_codes(arrays.y, path, info.get("class_names"))), arrays
+
+
+def _class_codes(labels: np.ndarray, path: str, names: list[str] | None) -> torch.Tensor:
+    """A file's labels as the class codes a run was trained with: names looked up in the run's class names,
+    numbers used as they are."""
+    a = np.asarray(labels)
+    if a.dtype.kind in "OUS":
+        if not names:
+            raise DataError(f"The labels in {path} are names, and the run does not record the class names it was "
+                            "trained on; give them as class numbers.")
+        index = {str(n): i for i, n in enumerate(names)}
+        unknown = sorted({str(v) for v in a} - set(index))
+        if unknown:
+            raise DataError(f"{path} has labels {unknown[:3]} the model was not trained on; expected {list(index)}.")
+        return torch.tensor([index[str(v)] for v in a], dtype=torch.long)
+    if a.dtype.kind not in "biuf" or (a.dtype.kind == "f" and (not np.isfinite(a).all() or (a != np.round(a)).any())):
+        raise DataError(f"The labels in {path} are not whole class numbers or names.")
+    return torch.from_numpy(a.astype(np.int64))

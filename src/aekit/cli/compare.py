@@ -91,7 +91,7 @@ def run_compare(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"compare-{Path(str(args.data)).stem}"
     if (out / f"{STEM}.csv").exists() and not args.force:
         raise ConfigError(f"{str(out)!r} already holds a comparison; pass --force to replace it or choose another --out.")
-    data = load_data(args)
+    data = load_data(args, nan_hint="aekit compare needs complete data: PCA and the other baselines take no missing values")
     result = compare(data, methods=methods, dims=dims, method_options=options, seed=args.seed, max_train=args.max_train,
                      trust_points=args.trust_points, inverse_points=args.inverse_points, method_dims=method_dims or None,
                      verbose=not args.quiet)

@@ -113,8 +113,8 @@ def run_denoise(args: argparse.Namespace) -> int:
     shape = _shape(model)
     source: dict[str, Any]
     if args.noisy:
-        noisy = load_input(args.noisy, "noisy")
-        clean = load_input(args.clean, "clean") if args.clean else None
+        noisy = load_input(args.noisy)[0]
+        clean = load_input(args.clean)[0] if args.clean else None
         if clean is not None and clean.shape[0] != noisy.shape[0]:
             raise DataError(f"--noisy has {noisy.shape[0]} images but --clean has {clean.shape[0]}; expected the same number.")
         if clean is not None and clean[0].numel() != noisy[0].numel():
@@ -123,7 +123,7 @@ def run_denoise(args: argparse.Namespace) -> int:
         source = {"noisy": args.noisy, "clean": args.clean}
     else:
         use_run_data(args, run_info(args.model))
-        data = load_data(args)
+        data = load_data(args, nan_hint="aekit denoise needs complete data")
         clean = split_of(data, args.split).x
         kind, level = _noise_of(args, model)
         source = {"data": data.name, "split": args.split, "noise": kind, "level": level, "seed": args.seed,

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_text
-from .common import add_model_data_args, check_new_file, load_data, takes_missing, load_model, model_inputs, resolve_model_dir, run_info, split_of, use_run_data
+from .common import (add_model_data_args, check_new_file, load_model, model_data, model_inputs, resolve_model_dir,
+                     run_info, split_of, use_run_data)
 
 
 def register(sub: Any) -> None:
@@ -35,7 +36,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     model = load_model(model_dir)
     info = run_info(args.model)
     use_run_data(args, info)
-    data = load_data(args, missing_values=takes_missing(model))
+    data = model_data(args, model)
     split = split_of(data, args.split)
     x = model_inputs(model, split.x)
     metrics = evaluate_model(model, x, split.y, k=args.k, batch_size=args.batch_size, raw_x=split.x,

@@ -10,8 +10,8 @@ import torch
 
 from .. import plots
 from ..errors import ConfigError, DataError
-from .common import (ARRAY_SUFFIXES, add_data_args, check_new_file, load_data, takes_missing, load_model, load_input, model_inputs, run_info,
-                     save_array, split_of, use_run_data)
+from .common import (ARRAY_SUFFIXES, add_data_args, check_new_file, load_input, load_model, model_data, model_inputs,
+                     run_info, save_array, split_of, use_run_data)
 
 
 IMAGE_OR_ARRAY = (".png", ".npy")
@@ -52,11 +52,10 @@ def register(sub: Any) -> None:
 def _inputs(args: argparse.Namespace, model: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Raw inputs and labels from --input or --data/--split."""
     if getattr(args, "input", None):
-        t = load_input(args.input, "input", missing_values=takes_missing(model),
-                       label_column=run_info(args.model).get("label_column"))
-        return t, None
+        x, y, _ = load_input(args.input, model, run_info(args.model), args.label_column)
+        return x, y
     use_run_data(args, run_info(args.model))
-    split = split_of(load_data(args, missing_values=takes_missing(model)), args.split)
+    split = split_of(model_data(args, model), args.split)
     return split.x, split.y
 
 

@@ -3,9 +3,10 @@
 Values missing in the data (NaN in a user's file, read for a model trained with ``-o
 missing_values=true``) are filled in; a mask (``--pattern``, ``--fraction``) may hide known values too,
 and the squared error on those is reported beside filling them with the training mean (with ``--input``,
-the mean of the file's observed values), with a picture
-observed | imputed | one draw | original. ``--input FILE`` completes a user's own rows in their order,
-and ``--save`` writes the completed data in the data's scale.
+the mean of the file's values the model is shown), with a picture observed | imputed | one draw |
+original. ``--input FILE`` completes a user's own rows in their order, and ``--save`` writes the data
+with its missing values filled in: with ``--input`` as the file holds it (its type, 8-bit scale,
+layout, a table's column names and, in a CSV, the exact digits of every value it had).
 
 The methods are those of ``aekit.evaluate.impute``: importance sampling or Metropolis-within-Gibbs for
 the VAE family (both reach the model's exact conditional), pseudo-Gibbs, or iterated reconstruction for
@@ -21,31 +22,32 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .. import plots
-from ..data.formats import TABLE_SUFFIXES, table_columns
 from ..errors import ConfigError, DataError
 from ..evaluate.impute import METHODS, PATTERNS, impute, missing_mask
 from ..io import atomic_write_text
-from .common import (ARRAY_SUFFIXES, add_model_data_args, check_new_file, load_data, load_input, load_model, model_inputs,
-                     run_info, save_array, split_of, takes_missing, use_run_data)
+from .common import (ARRAY_SUFFIXES, add_model_data_args, check_new_file, csv_field, load_input, load_model, model_data,
+                     model_inputs, run_info, save_array, split_of, use_run_data)
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("impute", help="fill in missing values with a model; hide some to measure the error",
                        description="Impute missing values with a trained model. Values missing in the data (NaN, for "
                                    "a model trained with -o missing_values=true) are filled in; a mask (--pattern, "
-                                   "--fraction) may hide more, and the squared error on those is reported beside "
-                                   "filling them with the training mean. --save writes the completed data (--input: a file's rows, "
-                                   "in order).")
+                                   "--fraction) may hide known values too, and the squared error on those is reported "
+                                   "beside filling them with the mean. --save writes the data with its missing values "
+                                   "filled in (with --input: the file's rows, in order, as the file holds them).")
     add_model_data_args(p)
-    p.add_argument("--input", help=".npy file or CSV/TSV/Parquet table to complete instead of --data (rows in "
-                                   "its order, all of them unless --limit)")
+    p.add_argument("--input", help="a file (.npy, CSV/TSV/Parquet table, image folder) to complete instead of --data: its "
+                                   "rows in order, all of them unless --limit")
     p.add_argument("--pattern", choices=["none", *PATTERNS],
                    help="which known values are hidden as well: none, random ones, the bottom rows, the right columns, "
-                        "or a centred square (default: square with --data, none with --input)")
-    p.add_argument("--fraction", type=float, default=0.25, help="share of each image or row hidden by --pattern (default 0.25)")
+                        "or a centred square (default: none with --input, else square for images, random for rows)")
+    p.add_argument("--fraction", type=float, default=0.25,
+                   help="share of each image or row hidden by --pattern (default 0.25)")
     p.add_argument("--method", choices=["auto", *METHODS], default="auto",
                    help="auto: importance sampling for a model trained on incomplete data (missing_values), "
                         "pseudo_gibbs for another variational model, else iterate")
@@ -56,7 +58,8 @@ def register(sub: Any) -> None:
     p.add_argument("--n", type=int, default=16, help="images shown in the grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the mask and of the chains")
     p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--save", help="write the data completed with the imputed values, in the data's scale (.npy or .csv)")
+    p.add_argument("--save", help="write the data with its missing values filled in, in the data's scale (.npy or .csv); "
+                                  "values hidden by --pattern are written as they were")
     p.add_argument("--out", default="imputed.png", help="picture (.png); a .json report is written beside it")
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.set_defaults(func=run_impute)
@@ -71,33 +74,37 @@ def run_impute(args: argparse.Namespace) -> int:
     limit = args.limit if args.limit is not None else (0 if args.input else 1000)
     if args.n < 1 or limit < 0 or args.batch_size < 1:
         raise ConfigError("--n and --batch-size must be at least 1 and --limit at least 0.")
-    pattern = args.pattern or ("none" if args.input else "square")
     model = load_model(args.model).eval()
     info = run_info(args.model)
-    missing = takes_missing(model)
-    if args.input:   # the user's own rows (the run's data is not needed)
-        raw, labels, source = load_input(args.input, "input", missing, info.get("label_column")), None, args.input
-        raw = raw[:limit] if limit else raw
-        baseline, fill = "input_mean", model_inputs(model, raw, seed=args.seed).nanmean(0).nan_to_num(0.0)
+    original = None   # with --input, the file's arrays as read (their own type, scale and layout)
+    if args.input:    # the user's own rows, in order (the run's data is not needed)
+        raw, labels, original = load_input(args.input, model, info, args.label_column)
+        source, train_x = args.input, None
     else:
         use_run_data(args, info)
-        data = load_data(args, missing_values=missing)
+        data = model_data(args, model)
         split = split_of(data, args.split)
-        raw, labels, source = split.x, split.y, f"{data.name} ({args.split})"
-        raw = raw[:limit] if limit else raw
-        baseline, fill = "training_mean", model_inputs(model, data.train.x, seed=args.seed).nanmean(0)
+        raw, labels, source, train_x = split.x, split.y, f"{data.name} ({args.split})", data.train.x
+    raw = raw[:limit] if limit else raw
+    raw_shape = tuple(raw.shape[1:])
+    pattern = args.pattern or ("none" if args.input else "square" if len(raw_shape) > 1 else "random")
     y = None   # a conditional model's labels; a model that predicts labels (M2) is not told them
     if getattr(model, "is_conditional", False) and not getattr(model, "uses_labels", False):
         if labels is None:
-            raise DataError(f"{type(model).__name__} is conditioned on labels, and {source} has none.")
+            raise DataError(f"{type(model).__name__} is conditioned on labels, and {source} has none"
+                            + (" (a table's label column: --label-column)." if args.input else "."))
         y = labels[: raw.shape[0]]
     x = model_inputs(model, raw, seed=args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    raw_shape = tuple(raw.shape[1:])
     known = ~torch.isnan(x)                        # values missing in the data are filled in, never scored
     hidden_by_mask = torch.zeros_like(known) if pattern == "none" else ~missing_mask(
         (x.shape[0], *raw_shape), pattern, args.fraction, generator=gen).reshape(x.shape)
     observed = known & ~hidden_by_mask
+    # the first fill and the baseline: each value's mean over the training rows, or over the values of the
+    # file the model is shown (never the hidden ones it is scored on)
+    baseline = "input_mean" if train_x is None else "training_mean"
+    fill = (torch.where(observed, x, math.nan) if train_x is None else model_inputs(model, train_x, seed=args.seed))
+    fill = fill.nanmean(0).nan_to_num(0.0)
     result = impute(model, x, observed, y, method=args.method, steps=args.steps, burn_in=args.burn_in, fill=fill,
                     batch_size=args.batch_size, generator=gen)
     method = result.method
@@ -113,12 +120,8 @@ def run_impute(args: argparse.Namespace) -> int:
     pre = getattr(model, "preprocessing", None)
     to_raw = (lambda t: pre.invert(t)) if pre is not None else (lambda t: t)
     if save is not None:
-        kept = observed.reshape(x.shape[0], *raw_shape)   # the observed values exactly as they were read
-        completed = torch.where(kept, raw, to_raw(result.mean).reshape(x.shape[0], *raw_shape)).numpy()
-        names = table_columns(args.input, info.get("label_column")) if args.input and Path(args.input).suffix.lower() \
-            in TABLE_SUFFIXES else None   # a table's own column names
-        save_array(save, completed if save.suffix.lower() == ".npy" else completed.reshape(x.shape[0], -1), column="x",
-                   names=names)
+        imputed = to_raw(result.mean).reshape(x.shape[0], *raw_shape)
+        write_completed(save, raw, imputed, None if original is None else (original.x[: raw.shape[0]], original.columns))
     report = {"model": str(args.model), "data": source, "split": None if args.input else args.split,
               "n": int(x.shape[0]), "pattern": pattern, "fraction": None if pattern == "none" else args.fraction,
               "missing_in_data_share": float((~known).sum()) / known.numel(),
@@ -146,8 +149,38 @@ def run_impute(args: argparse.Namespace) -> int:
         print(f"  squared error per hidden value: imputed {metrics['mse_hidden_imputed']:.5f}, one draw "
               f"{metrics['mse_hidden_one_draw']:.5f}, {baseline.replace('_', ' ')} {metrics[f'mse_hidden_{baseline}']:.5f}")
     if save is not None:
-        print(f"wrote the completed data to {save}")
+        print(f"wrote the data with its missing values filled in to {save}")
     print(f"wrote {out} and {report_path}" if drawable else f"wrote {report_path} (items of shape {raw_shape} are "
           "not images: no picture)")
     return 0
+
+
+def write_completed(path: Path, raw: torch.Tensor, imputed: torch.Tensor,
+                    original: tuple[np.ndarray, tuple[str, ...] | None] | None = None) -> None:
+    """Write the data with each missing value (NaN) replaced by its imputed value and every other value as
+    it was. ``raw`` and ``imputed`` are (N, *item) in the data's scale; ``original``: the file's array as
+    read and a table's column names, which keep their type, 8-bit scale, layout and (in a CSV) exact
+    digits. Values hidden only to be scored are written back as they were."""
+    from ..data.load import file_layout
+
+    if original is None:
+        done = torch.where(raw.isnan(), imputed, raw).numpy()
+        return save_array(path, done if path.suffix.lower() == ".npy" else done.reshape(done.shape[0], -1),
+                          column="x", fmt="%.9g")
+    array, columns = original
+    filled = file_layout(imputed, array.shape).numpy()
+    if array.dtype == np.uint8:                                # grey levels: back to 0..255
+        filled = np.clip(np.rint(filled * 255.0), 0, 255)
+    elif array.dtype.kind in "biu":
+        filled = np.rint(filled)
+    else:   # float32's shortest digits, not float64 noise, for a float64 table
+        filled = filled.astype(np.float32).astype(str).astype(np.float64)
+    missing = np.isnan(array) if array.dtype.kind == "f" else np.zeros(array.shape, dtype=bool)
+    done = np.where(missing, filled, array).astype(array.dtype)
+    if path.suffix.lower() == ".npy":
+        return save_array(path, done)
+    rows = done.reshape(done.shape[0], -1).astype(np.int64 if done.dtype == bool else done.dtype)
+    names = list(columns) if columns is not None else [f"x{i}" for i in range(rows.shape[1])]
+    lines = [",".join(csv_field(n) for n in names)] + [",".join(map(repr, r)) for r in rows.tolist()]
+    atomic_write_text(path, "\n".join(lines) + "\n")   # repr: the shortest digits that read back exactly
 

@@ -90,7 +90,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, Any, TrainConfig]:
         raise ConfigError(f"The run folder {str(out)!r} already exists and is not empty; choose another --out.")
     tc = TrainConfig.from_dict(train_options(args))
     torch.manual_seed(tc.seed)  # the initial weights come from the seed too
-    return out, load_data(args), tc
+    return out, load_data(args, nan_hint="stacked models take no missing values"), tc
 
 
 def _inputs(model: Any, data: Any, args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor | None]:

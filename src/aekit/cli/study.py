@@ -81,7 +81,7 @@ def run_latent_dim(args: argparse.Namespace) -> int:
     registry.get(args.model)
     if args.k < 0:
         raise ConfigError(f"--k {args.k} must be 0 (ELBO only) or a positive number of samples.")
-    data = load_data(args)
+    data = load_data(args, nan_hint="aekit study needs complete data")
     options = parse_assignments(args.option, "Model")
     rows = latent_dim_study(data, args.dims, model=args.model, model_options=options, train_config=_train_config(args),
                             k=args.k, binarize=args.binarize == "dynamic", eval_n=args.eval_n, out_dir=args.out)
@@ -94,7 +94,7 @@ def run_latent_space(args: argparse.Namespace) -> int:
     from ..evaluate.studies import latent_space_study
 
     _check(args)
-    data = load_data(args)
+    data = load_data(args, nan_hint="aekit study needs complete data")
     res = latent_space_study(data, latent_dim=args.latent_dim, hidden_dims=tuple(args.hidden_dims),
                              activation=args.activation, train_config=_train_config(args),
                              binarize=args.binarize == "dynamic", eval_n=args.eval_n, out_dir=args.out)

@@ -13,7 +13,7 @@ import torch
 
 from .. import distributed as dist
 from .. import registry
-from ..config import TrainConfig
+from ..config import TrainConfig, as_bool
 from ..data.chunked import value_range
 from ..errors import CheckpointError, ConfigError, DataError
 from ..io import STATE_NAME, atomic_write_text
@@ -162,7 +162,8 @@ def run_train(args: argparse.Namespace) -> int:
     # NaN in a data file is a missing value for a model trained with missing_values=True
     options = saved["model_config"] if args.resume else {**(init[1].get("config", {}) if init else {}),
                                                           **given_model_options(args)}
-    data = load_data(args, missing_values=options.get("missing_values") is True)
+    data = load_data(args, missing_values=as_bool(options.get("missing_values", False), "missing_values"),
+                     nan_hint="NaN marks a missing value for a model trained with -o missing_values=true: vae, cvae, iwae")
     if args.resume:
         model_opts, train_opts = saved["model_config"], {**saved["train_config"], **train_options(args)}
     elif init is not None:

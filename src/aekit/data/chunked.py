@@ -39,17 +39,25 @@ def count_nonfinite(x: Tensor, allow_nan: bool = False) -> int:
     return sum(int((~torch.isfinite(b)).sum()) for b in row_blocks(x))
 
 
-def check_finite(x: Tensor, where: str, missing_values: bool = False) -> None:
-    """Refuse a data file's infinite values, and its NaN unless ``missing_values`` (NaN marks a missing value)."""
+NAN_HINT = "NaN marks a missing value only for models that take them (missing_values=True: vae, cvae, iwae)"
+
+
+def check_finite(x: Tensor, where: str, missing_values: bool = False, nan_hint: str | None = None) -> None:
+    """Refuse a data file's infinite values, and its NaN unless ``missing_values`` (NaN marks a missing
+    value); ``nan_hint``: the advice given when NaN is refused (default ``NAN_HINT``)."""
     bad = count_nonfinite(x, allow_nan=missing_values)
     if bad and missing_values:
-        raise DataError(f"Data file {where} has {bad} infinite values; expected finite numbers or NaN for a "
+        raise DataError(f"Data file {where} has {_values(bad, 'infinite')}; expected finite numbers or NaN for a "
                         "missing value.")
     if bad:
         nan = bad - count_nonfinite(x, allow_nan=True)
-        hint = (" (NaN marks a missing value for a model trained with -o missing_values=true, or data loaded with "
-                "missing_values=True)") if nan else ""
-        raise DataError(f"Data file {where} has {bad} NaN or infinite values; expected only finite numbers{hint}.")
+        hint = f" ({nan_hint or NAN_HINT})" if nan else ""
+        raise DataError(f"Data file {where} has {_values(bad, 'NaN or infinite')}; expected only finite "
+                        f"numbers{hint}.")
+
+
+def _values(n: int, what: str) -> str:
+    return f"{n} {what} value" + ("" if n == 1 else "s")
 
 
 def value_range(x: Tensor, ignore_nan: bool = False) -> tuple[float, float]:

@@ -39,6 +39,7 @@ class Arrays:
     x: np.ndarray
     y: np.ndarray | None = None
     class_names: tuple[str, ...] | None = None
+    columns: tuple[str, ...] | None = None   # a table's feature column names
 
 
 # --------------------------------------------------------------------------------------------- IDX
@@ -255,21 +256,7 @@ def read_table(path: str | Path, label_column: str | None = None, require_label:
         raise DataError(f"Table {path} has non-numeric columns {bad}; expected only numeric feature columns{hint}.")
     if frame.shape[1] == 0:
         raise DataError(f"Table {path} has no feature columns; expected at least one numeric column.")
-    return Arrays(x=frame.to_numpy(dtype=np.float64, na_value=np.nan), y=y)
-
-
-def table_columns(path: str | Path, label_column: str | None = None) -> list[str]:
-    """The feature column names of a CSV/TSV or Parquet table (its header, without ``label_column``)."""
-    import pandas as pd
-
-    path = Path(path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        names = list(pq.read_schema(path).names)
-    else:
-        names = list(pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0).columns)
-    return [str(n) for n in names if n != label_column]
+    return Arrays(x=frame.to_numpy(dtype=np.float64, na_value=np.nan), y=y, columns=tuple(map(str, frame.columns)))
 
 
 # ---------------------------------------------------------------------------------- image folders

@@ -15,7 +15,7 @@ import torch
 
 from aekit.data.catalog import DATASETS, canonical_name
 from aekit.data.chunked import check_finite
-from aekit.data.formats import TABLE_SUFFIXES, Arrays, read_user_file
+from aekit.data.formats import TABLE_SUFFIXES, Arrays, read_table, read_user_file
 from aekit.data.mapped import mapped_splits, should_map
 from aekit.data.splits import (
     DatasetSplits,
@@ -44,6 +44,7 @@ def load_dataset(
     seed: int = 0,
     mmap: bool | None = None,
     missing_values: bool = False,
+    nan_hint: str | None = None,
 ) -> DatasetSplits:
     """Load a named data set (see ``DATASETS``) or a user file/folder into train/val/test splits.
 
@@ -60,7 +61,8 @@ def load_dataset(
     cgroup's limit); ``False`` always reads.
 
     ``missing_values=True`` reads NaN in a user's float file as a missing value (for models trained with
-    ``missing_values=True``); otherwise NaN is refused. Infinite values are always refused.
+    ``missing_values=True``); otherwise NaN is refused, with ``nan_hint`` (a phrase) as the advice.
+    Infinite values are always refused.
     """
     # numpy scalars (e.g. from a parameter grid) as the Python numbers they stand for
     validation = float(validation) if isinstance(validation, np.floating) else validation
@@ -97,17 +99,18 @@ def load_dataset(
             "expected it only with a CSV, TSV or Parquet table."
         )
     if should_map(path, mmap):
-        return mapped_splits(path, validation=validation, test_fraction=test_fraction, missing_values=missing_values)
+        return mapped_splits(path, validation=validation, test_fraction=test_fraction, missing_values=missing_values,
+                             nan_hint=nan_hint)
     raw = read_user_file(path, label_column)
     if fraction_given and "all" not in raw:
         raise DataError(f"test_fraction={test_fraction!r} (--test-fraction) was given for {path}, which has its own "
                         f"splits ({', '.join('x_' + k for k in raw)}); expected it only for a file of a single array.")
     return _user_splits(path, raw, validation=validation, test_fraction=test_fraction, seed=seed,
-                        missing_values=missing_values)
+                        missing_values=missing_values, nan_hint=nan_hint)
 
 
 def _user_splits(path: Path, raw: dict[str, Arrays], *, validation, test_fraction, seed,
-                 missing_values: bool = False) -> DatasetSplits:
+                 missing_values: bool = False, nan_hint: str | None = None) -> DatasetSplits:
     """Check, convert and split the arrays read from a user file."""
     label_sets = [a.y for a in raw.values()]
     if any(y is None for y in label_sets) and any(y is not None for y in label_sets):
@@ -120,7 +123,7 @@ def _user_splits(path: Path, raw: dict[str, Arrays], *, validation, test_fractio
                 f"Data file {path} has {len(arrays.x)} rows but {len(y)} labels; "
                 "expected one label per row."
             )
-        parts[key] = Split(feature_tensor(path, arrays.x, key, missing_values), y)
+        parts[key] = Split(feature_tensor(path, arrays.x, key, missing_values, nan_hint), y)
     shapes = {tuple(s.x.shape[1:]) for s in parts.values()}
     if len(shapes) > 1:
         raise DataError(
@@ -168,7 +171,40 @@ def _user_val(validation, pool: int, path: Path) -> int:
     return validation_count(validation, pool, str(path))
 
 
-def feature_tensor(path: Path, x: np.ndarray, split: str, missing_values: bool = False) -> torch.Tensor:
+def read_rows(path: str | Path, label_column: str | None = None, missing_values: bool = False,
+              nan_hint: str | None = None) -> tuple[torch.Tensor, Arrays]:
+    """The rows of one user file or image folder, in the file's order, as ``--data`` reads them (a tensor
+    as ``feature_tensor`` makes it), with the arrays as read (labels, a table's column names and the
+    values in their own type, scale and layout). A table's ``label_column`` is taken as labels where it has
+    one. A file of several splits is refused: its rows have no one order."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"The input file {str(path)!r} does not exist.")
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        parts = {"all": read_table(path, label_column, require_label=False)}
+    else:
+        parts = read_user_file(path)
+    if "all" not in parts:
+        raise DataError(f"{path} holds the splits {', '.join(parts)}; expected the rows of one array (name it "
+                        "with --data and --split instead).")
+    arrays = parts["all"]
+    return feature_tensor(path, arrays.x, "all", missing_values, nan_hint), arrays
+
+
+def file_layout(t: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Undo ``feature_tensor``'s layout for an array of ``shape`` as read: (N, C, H, W) back to (N, H, W)
+    or channels-last."""
+    if _channels_last(shape):
+        return t.permute(0, 2, 3, 1).reshape(shape)
+    return t.reshape(shape)
+
+
+def _channels_last(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 4 and shape[1] not in (1, 3, 4) and shape[-1] in (1, 3, 4)
+
+
+def feature_tensor(path: Path, x: np.ndarray, split: str, missing_values: bool = False,
+                   nan_hint: str | None = None) -> torch.Tensor:
     """Check a feature array and return it as float32: (N, D) tables or (N, C, H, W) images; with
     ``missing_values`` NaN (a missing value) is kept."""
     where = f"{path}" if split == "all" else f"{path} ({split} split)"
@@ -186,14 +222,14 @@ def feature_tensor(path: Path, x: np.ndarray, split: str, missing_values: bool =
         )
     if not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))  # big-endian numbers (e.g. '>f4') in this machine's order
-    if x.ndim == 4 and x.shape[1] not in (1, 3, 4) and x.shape[-1] in (1, 3, 4):
+    if _channels_last(x.shape):
         x = x.transpose(0, 3, 1, 2)  # channels-last (N, H, W, C), as PIL and TensorFlow write it -> (N, C, H, W)
     pixels = x.dtype == np.uint8  # 8-bit arrays are grey levels: scale to [0, 1] like the named images
     t = torch.from_numpy(np.ascontiguousarray(x)).to(torch.float32)
     if pixels:
         t = t.div_(255.0)
     elif x.dtype.kind == "f":
-        check_finite(t, str(where), missing_values)
+        check_finite(t, str(where), missing_values, nan_hint)
     if t.ndim == 3:
         t = t.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
     return t

@@ -101,7 +101,7 @@ def should_map(path: Path, mmap: bool | None) -> bool:
 
 
 def mapped_splits(path: Path, *, validation: int | float | None, test_fraction: float,
-                  missing_values: bool = False) -> DatasetSplits:
+                  missing_values: bool = False, nan_hint: str | None = None) -> DatasetSplits:
     """Map a float32 ``.npy`` and split its rows contiguously: train, then validation, then test (with
     ``missing_values``, NaN is kept as a missing value)."""
     x = read_npy(path, mmap=True).x
@@ -123,7 +123,7 @@ def mapped_splits(path: Path, *, validation: int | float | None, test_fraction: 
         t = t.permute(0, 3, 1, 2)  # channels-last -> (N, C, H, W), a view
     elif t.ndim == 3:
         t = t.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W), a view
-    check_finite(t, str(path), missing_values)
+    check_finite(t, str(path), missing_values, nan_hint)
     n = int(t.shape[0])
     pool = n - int(round(test_fraction * n))
     n_val = int(round(0.1 * pool)) if validation is None else validation_count(validation, pool, str(path))
