@@ -158,6 +158,9 @@ def test_saved_completion_keeps_every_known_value_its_type_layout_and_digits(tmp
     filled = np.loadtxt(done, delimiter=",", skiprows=1)
     known = ~np.isnan(x)
     assert np.isfinite(filled).all() and np.array_equal(filled[known], x[known])
+    (tmp_path / "swapped.csv").write_text(path.read_text().replace("c0,c1", "c1,c0", 1))
+    assert main(["impute", str(run), "--input", str(tmp_path / "swapped.csv"), "--out", str(tmp_path / "s.png")]) == 2
+    assert "has the columns ['c1', 'c0', 'c2'] from column 1 on" in capsys.readouterr().err
     (tmp_path / "names.csv").write_text(path.read_text().replace(",a\n", ",z\n"))
     assert main(["encode", str(run), "--input", str(tmp_path / "names.csv"), "--out", str(tmp_path / "z.npy")]) == 2
     assert "labels ['z'] the model was not trained on" in capsys.readouterr().err

@@ -117,7 +117,8 @@ def data_record(args: argparse.Namespace, data: Any) -> dict[str, Any]:
     """The run.json entries that let a later command read and split the run's data the same way."""
     return {"data": str(args.data), "data_dir": args.data_dir, "memory_mapped": data.memory_mapped,
             "test_fraction": args.test_fraction, "validation": args.validation, "label_column": args.label_column,
-            "class_names": list(data.class_names) if data.class_names else None}
+            "class_names": list(data.class_names) if data.class_names else None,
+            "columns": list(data.columns) if data.columns else None}
 
 
 def use_run_data(args: argparse.Namespace, info: dict[str, Any], *, resume: bool = False) -> None:
@@ -234,6 +235,12 @@ def load_input(path: str, model: Any = None, info: dict[str, Any] | None = None,
     hint = None if model is None else f"this {type(model).__name__} was trained without -o missing_values=true"
     x, arrays = read_rows(path, label_column or info.get("label_column"), model is not None and takes_missing(model),
                           hint)
+    trained_on = info.get("columns")
+    if trained_on and arrays.columns and list(arrays.columns) != list(trained_on):
+        differ = next(i for i, (a, b) in enumerate(zip([*arrays.columns, None], [*trained_on, None])) if a != b)
+        raise DataError(f"{path} has the columns {list(arrays.columns)[differ:differ + 3]} from column {differ + 1} on, "
+                        f"where the model was trained on {list(trained_on)[differ:differ + 3]}; expected the same "
+                        "columns in the same order.")
     return x, (None if arrays.y is None else _class_codes(arrays.y, path, info.get("class_names"))), arrays
 
 

@@ -161,6 +161,7 @@ def _user_splits(path: Path, raw: dict[str, Arrays], *, validation, test_fractio
         num_classes=num_classes,
         class_names=class_names,
         is_binary=is_binary(train, val, test),
+        columns=next(iter(raw.values())).columns,
     )
 
 

@@ -40,6 +40,7 @@ class DatasetSplits:
     class_names: tuple[str, ...] | None
     is_binary: bool  # every value exactly 0 or 1
     memory_mapped: bool = False  # splits are views of a memory-mapped file (see aekit.data.mapped)
+    columns: tuple[str, ...] | None = None  # a table's feature column names
 
     def __repr__(self) -> str:
         parts = (("train", self.train), ("val", self.val), ("test", self.test))
