@@ -117,6 +117,7 @@ class _SemiBase(PicklesModule, ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
+
 class M2Classifier(_SemiBase):
     """The M2 classifier q(y|x), trained semi-supervised (-1 = unlabelled); ``stack_m1=True`` is M1+M2.
 

@@ -5,8 +5,8 @@ missing_values=true``) are filled in; a mask (``--pattern``, ``--fraction``) may
 and the squared error on those is reported beside filling them with the training mean (with ``--input``,
 the mean of the file's values the model is shown), with a picture observed | imputed | one draw |
 original. ``--input FILE`` completes a user's own rows in their order, and ``--save`` writes the data
-with its missing values filled in: with ``--input`` as the file holds it (its type, 8-bit scale,
-layout, a table's column names and, in a CSV, the exact digits of every value it had).
+with its missing values filled in: with ``--input`` as the file holds it (its type, layout, a
+table's column names and, in a CSV, the exact digits of every value it had).
 
 The methods are those of ``aekit.evaluate.impute``: importance sampling or Metropolis-within-Gibbs for
 the VAE family (both reach the model's exact conditional), pseudo-Gibbs, or iterated reconstruction for
@@ -159,8 +159,9 @@ def write_completed(path: Path, raw: torch.Tensor, imputed: torch.Tensor,
                     original: tuple[np.ndarray, tuple[str, ...] | None] | None = None) -> None:
     """Write the data with each missing value (NaN) replaced by its imputed value and every other value as
     it was. ``raw`` and ``imputed`` are (N, *item) in the data's scale; ``original``: the file's array as
-    read and a table's column names, which keep their type, 8-bit scale, layout and (in a CSV) exact
-    digits. Values hidden only to be scored are written back as they were."""
+    read and a table's column names, which keep their type, layout and (in a CSV) exact digits (an
+    integer array has no missing values, so it is written as it was). Values hidden only to be scored
+    are written back as they were."""
     from ..data.load import file_layout
 
     if original is None:
@@ -168,19 +169,13 @@ def write_completed(path: Path, raw: torch.Tensor, imputed: torch.Tensor,
         return save_array(path, done if path.suffix.lower() == ".npy" else done.reshape(done.shape[0], -1),
                           column="x", fmt="%.9g")
     array, columns = original
-    filled = file_layout(imputed, array.shape).numpy()
-    if array.dtype == np.uint8:                                # grey levels: back to 0..255
-        filled = np.clip(np.rint(filled * 255.0), 0, 255)
-    elif array.dtype.kind in "biu":
-        filled = np.rint(filled)
-    else:   # float32's shortest digits, not float64 noise, for a float64 table
-        filled = filled.astype(np.float32).astype(str).astype(np.float64)
-    missing = np.isnan(array) if array.dtype.kind == "f" else np.zeros(array.shape, dtype=bool)
-    done = np.where(missing, filled, array).astype(array.dtype)
+    done = array
+    if array.dtype.kind == "f":   # float32's shortest digits, not float64 noise, for a float64 table
+        filled = file_layout(imputed, array.shape).numpy().astype(np.float32).astype(str).astype(np.float64)
+        done = np.where(np.isnan(array), filled, array).astype(array.dtype)
     if path.suffix.lower() == ".npy":
         return save_array(path, done)
     rows = done.reshape(done.shape[0], -1).astype(np.int64 if done.dtype == bool else done.dtype)
     names = list(columns) if columns is not None else [f"x{i}" for i in range(rows.shape[1])]
     lines = [",".join(csv_field(n) for n in names)] + [",".join(map(repr, r)) for r in rows.tolist()]
     atomic_write_text(path, "\n".join(lines) + "\n")   # repr: the shortest digits that read back exactly
-
